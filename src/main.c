@@ -1,0 +1,364 @@
+/*
+ * The myelin binary: command-line parsing, start-up and shutdown.
+ *
+ *   myelin init --server-name NAME --data-dir DIR
+ *   myelin serve --config FILE
+ *   myelin register-user --config FILE --user NAME --password PW [--admin]
+ *   myelin version
+ *
+ * `serve` blocks SIGINT and SIGTERM in every thread and waits for them
+ * here; on either it stops accepting, lets requests in progress finish,
+ * and closes the database, so nothing acknowledged is lost.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "config.h"
+#include "core/id.h"
+#include "core/keys.h"
+#include "http/req.h"
+#include "http/server.h"
+#include "myelin_version.h"
+#include "store/store.h"
+#include "svc/srv.h"
+
+#define SHUTDOWN_GRACE_MS 10000
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage:\n"
+               "  myelin init --server-name NAME --data-dir DIR\n"
+               "  myelin serve --config FILE\n"
+               "  myelin register-user --config FILE --user NAME --password PW [--admin]\n"
+               "  myelin version\n");
+}
+
+/* Finds "--name VALUE" in argv; returns VALUE or NULL. */
+static const char *opt(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i < argc - 1; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return argv[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static bool flag(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Rejects options this command does not know, so typos are not ignored. */
+static bool check_opts(int argc, char **argv, const char *const *with_value,
+                       const char *const *flags)
+{
+    for (int i = 2; i < argc; i++) {
+        bool known = false;
+        for (const char *const *o = with_value; *o; o++) {
+            if (strcmp(argv[i], *o) == 0 && i + 1 < argc) {
+                known = true;
+                i++;
+                break;
+            }
+        }
+        for (const char *const *o = flags; !known && *o; o++) {
+            known = strcmp(argv[i], *o) == 0;
+        }
+        if (!known) {
+            fprintf(stderr, "myelin %s: unexpected argument '%s'\n", argv[1], argv[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static int mkdir_p(const char *dir, mode_t mode)
+{
+    char tmp[4096];
+    if (strlen(dir) >= sizeof(tmp)) {
+        return -1;
+    }
+    strcpy(tmp, dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    static const char *const vals[] = {"--server-name", "--data-dir", NULL};
+    static const char *const flags[] = {NULL};
+    const char *name = opt(argc, argv, "--server-name");
+    const char *dir = opt(argc, argv, "--data-dir");
+    if (!check_opts(argc, argv, vals, flags) || !name || !dir) {
+        usage(stderr);
+        return 2;
+    }
+    if (mkdir_p(dir, 0700) != 0) {
+        fprintf(stderr, "myelin init: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/myelin.yaml", dir);
+    if (access(path, F_OK) == 0) {
+        fprintf(stderr, "myelin init: %s already exists; not overwriting it\n", path);
+        return 1;
+    }
+    if (config_write_default(path, name, dir) != 0) {
+        return 1;
+    }
+    /* Check that what we wrote loads, so init never leaves a broken file. */
+    struct config cfg;
+    if (config_load(path, &cfg) != 0) {
+        fprintf(stderr, "myelin init: server name '%s' is not valid\n", name);
+        unlink(path);
+        return 1;
+    }
+    int rc = 0;
+    if (access(cfg.signing_key_path, F_OK) != 0) {
+        struct signing_key key;
+        rc = keys_generate_file(cfg.signing_key_path, &key) ? 1 : 0;
+        if (rc == 0) {
+            printf("generated signing key %s in %s\n", key.key_id, cfg.signing_key_path);
+        }
+        keys_wipe(&key);
+    }
+    if (rc == 0) {
+        printf("wrote %s\n", path);
+    }
+    config_release(&cfg);
+    return rc;
+}
+
+static int load_config(const char *cmd, int argc, char **argv, struct config *cfg)
+{
+    const char *path = opt(argc, argv, "--config");
+    if (!path) {
+        fprintf(stderr, "myelin %s: --config FILE is required\n", cmd);
+        return 2;
+    }
+    if (config_load(path, cfg) != 0) {
+        return 1;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    return 0;
+}
+
+static int cmd_register_user(int argc, char **argv)
+{
+    static const char *const vals[] = {"--config", "--user", "--password", NULL};
+    static const char *const flags[] = {"--admin", NULL};
+    if (!check_opts(argc, argv, vals, flags)) {
+        usage(stderr);
+        return 2;
+    }
+    const char *user = opt(argc, argv, "--user");
+    const char *password = opt(argc, argv, "--password");
+    if (!user || !password) {
+        usage(stderr);
+        return 2;
+    }
+    struct config cfg;
+    int rc = load_config("register-user", argc, argv, &cfg);
+    if (rc) {
+        return rc;
+    }
+    /* Accept "@alice:server" as well as "alice". */
+    char localpart[256];
+    const char *lp = user;
+    size_t lp_len = strlen(user);
+    if (user[0] == '@') {
+        const char *colon = strchr(user, ':');
+        if (!colon || strcmp(colon + 1, cfg.server_name) != 0) {
+            fprintf(stderr, "myelin register-user: %s is not a user of %s\n", user,
+                    cfg.server_name);
+            config_release(&cfg);
+            return 1;
+        }
+        lp = user + 1;
+        lp_len = (size_t)(colon - lp);
+    }
+    char user_id[600];
+    snprintf(localpart, sizeof(localpart), "%.*s", (int)lp_len, lp);
+    snprintf(user_id, sizeof(user_id), "@%s:%s", localpart, cfg.server_name);
+    if (lp_len >= sizeof(localpart) || !id_localpart_valid(localpart, strlen(localpart)) ||
+        strlen(user_id) > ID_MAX_LEN) {
+        fprintf(stderr,
+                "myelin register-user: '%s' is not a valid user name (use a-z, 0-9 and ._=-/+)\n",
+                user);
+        config_release(&cfg);
+        return 1;
+    }
+    char hash[crypto_pwhash_STRBYTES];
+    if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+        fprintf(stderr, "myelin register-user: out of memory hashing the password\n");
+        config_release(&cfg);
+        return 1;
+    }
+    struct store *store = NULL;
+    struct store_conn *db = NULL;
+    rc = store_open(&cfg.database, &store);
+    if (rc == 0) {
+        rc = store_conn_open(store, &db);
+    }
+    if (rc == 0) {
+        rc = store_user_create(db, user_id, hash, flag(argc, argv, "--admin"), false,
+                               req_now_ms());
+        if (rc == -ERR_USER_IN_USE) {
+            fprintf(stderr, "myelin register-user: %s already exists\n", user_id);
+        } else if (rc == 0) {
+            printf("registered %s%s\n", user_id, flag(argc, argv, "--admin") ? " (admin)" : "");
+        } else {
+            fprintf(stderr, "myelin register-user: could not create %s\n", user_id);
+        }
+    } else {
+        fprintf(stderr, "myelin register-user: cannot open the database\n");
+    }
+    if (db) {
+        store_conn_close(db);
+    }
+    if (store) {
+        store_close(store);
+    }
+    sodium_memzero(hash, sizeof(hash));
+    config_release(&cfg);
+    return rc ? 1 : 0;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const char *const vals[] = {"--config", NULL};
+    static const char *const flags[] = {NULL};
+    if (!check_opts(argc, argv, vals, flags)) {
+        usage(stderr);
+        return 2;
+    }
+    struct config cfg;
+    int rc = load_config("serve", argc, argv, &cfg);
+    if (rc) {
+        return rc;
+    }
+    struct srv srv = {0};
+    srv.cfg = &cfg;
+    srv.start_ts = req_now_ms();
+    atomic_init(&srv.stopping, false);
+
+    if (access(cfg.signing_key_path, F_OK) != 0) {
+        if (keys_generate_file(cfg.signing_key_path, &srv.key) != 0) {
+            config_release(&cfg);
+            return 1;
+        }
+        LOG_INFO("main", "generated signing key %s in %s", srv.key.key_id, cfg.signing_key_path);
+    } else if (keys_load(cfg.signing_key_path, &srv.key) != 0) {
+        config_release(&cfg);
+        return 1;
+    }
+
+    /* Block the stop signals before any thread starts, so every thread
+     * inherits the mask and only sigwait below receives them. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    rc = store_open(&cfg.database, &srv.store);
+    if (rc) {
+        LOG_ERROR("main", "cannot open the %s database",
+                  cfg.database.engine == DB_ENGINE_POSTGRES ? "postgres" : "sqlite");
+        keys_wipe(&srv.key);
+        config_release(&cfg);
+        return 1;
+    }
+    rc = http_server_start(&srv, &srv.http);
+    if (rc) {
+        store_close(srv.store);
+        keys_wipe(&srv.key);
+        config_release(&cfg);
+        return 1;
+    }
+    LOG_INFO("main", "myelin %s serving %s (%s database, signing key %s)", MYELIN_VERSION,
+             cfg.server_name, store_engine_name(srv.store), srv.key.key_id);
+
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0) {
+    }
+    LOG_INFO("main", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    atomic_store(&srv.stopping, true);
+    http_server_stop(srv.http, SHUTDOWN_GRACE_MS);
+    store_close(srv.store);
+    keys_wipe(&srv.key);
+    config_release(&cfg);
+    LOG_INFO("main", "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "myelin: libsodium failed to initialise\n");
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("myelin %s\n", MYELIN_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "init") == 0) {
+        return cmd_init(argc, argv);
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        return cmd_serve(argc, argv);
+    }
+    if (strcmp(cmd, "register-user") == 0) {
+        return cmd_register_user(argc, argv);
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "myelin: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

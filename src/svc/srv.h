@@ -1,0 +1,27 @@
+/*
+ * The running server: everything a request may need that outlives it.
+ * One `struct srv` exists per process, created by `myelin serve` and passed
+ * down explicitly (no global mutable state). Handlers reach it as r->srv.
+ */
+#ifndef MYELIN_SVC_SRV_H
+#define MYELIN_SVC_SRV_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "core/keys.h"
+
+struct store;
+struct http_server;
+
+struct srv {
+    struct config *cfg;
+    struct store *store;
+    struct http_server *http;
+    struct signing_key key;   /* this server's ed25519 signing key */
+    int64_t start_ts;         /* ms since the epoch */
+    atomic_bool stopping;     /* set once shutdown begins */
+};
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * Shared declarations of the unit test binary. Each tests/unit/test_<module>.c
+ * defines one `int test_<module>(void)` that runs its cmocka group and
+ * returns the number of failed tests; main.c lists them all in one table.
+ */
+#ifndef MYELIN_TESTS_UNIT_H
+#define MYELIN_TESTS_UNIT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#define UNIT_GROUPS(X) \
+    X(test_base)       \
+    X(test_config)     \
+    X(test_store)      \
+    X(test_router)     \
+    X(test_json)
+
+#define UNIT_DECLARE(name) int name(void);
+UNIT_GROUPS(UNIT_DECLARE)
+#undef UNIT_DECLARE
+
+#endif
