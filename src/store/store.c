@@ -80,7 +80,9 @@ static int64_t now_ms(void)
 static int record_version(struct db *d, const struct schema_migration *m)
 {
     struct db_stmt *st;
-    int rc = db_prepare(d, "INSERT INTO schema_version (version, name, applied_ts) VALUES (?, ?, ?)",
+    int rc = db_prepare(d,
+                        "INSERT INTO schema_version (version, name, applied_ts) "
+                        "VALUES (?, ?, ?)",
                         &st);
     if (rc < 0) {
         return rc;
