@@ -18,7 +18,13 @@
     X(test_config)     \
     X(test_store)      \
     X(test_router)     \
-    X(test_json)
+    X(test_json)       \
+    X(test_event)      \
+    X(test_canonjson)  \
+    X(test_sign)       \
+    X(test_redact)     \
+    X(test_authrules)  \
+    X(test_stateres)
 
 #define UNIT_DECLARE(name) int name(void);
 UNIT_GROUPS(UNIT_DECLARE)
