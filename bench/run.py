@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Runs Myelin's benchmarks and prints their figures.
+
+Starts the optimised binary on loopback with a throwaway data directory,
+measures idle memory and HTTP figures with bench_http, then runs the core
+benchmarks (signing, state resolution) when they are built. Benchmarks print
+numbers; they never pass or fail on timing.
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start_server(build, tmp):
+    port = free_port()
+    data = os.path.join(tmp, "data")
+    subprocess.run([f"{build}/myelin", "init", "--server-name", f"127.0.0.1:{port}",
+                    "--data-dir", data], check=True, stdout=subprocess.DEVNULL)
+    cfg = os.path.join(data, "bench.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""server_name: "127.0.0.1:{port}"
+public_baseurl: "http://127.0.0.1:{port}/"
+listeners:
+  - bind: "127.0.0.1:{port}"
+    resources: [client, federation, media, keys]
+database:
+  engine: sqlite
+  path: "{data}/myelin.db"
+signing_key_path: "{data}/signing.key"
+media_path: "{data}/media"
+rate_limits:
+  enabled: false
+log_level: warn
+""")
+    proc = subprocess.Popen([f"{build}/myelin", "serve", "--config", cfg],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("server did not start: " + proc.stderr.read().decode())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    args = ap.parse_args()
+    build = os.path.join(ROOT, args.build) if not os.path.isabs(args.build) else args.build
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_server(build, tmp)
+        try:
+            time.sleep(1.0)
+            print(f"idle RSS after start: {rss_kib(proc.pid) / 1024:.1f} MiB")
+            http = f"{build}/bench/bench_http"
+            for conns, reqs in ((1, 5000), (50, 2000)):
+                subprocess.run([http, "127.0.0.1", str(port), "GET", "/_matrix/client/versions",
+                                str(conns), str(reqs)], check=False)
+            subprocess.run([http, "127.0.0.1", str(port), "GET", "/_matrix/federation/v1/version",
+                            "1", "5000"], check=False)
+            print(f"RSS after load: {rss_kib(proc.pid) / 1024:.1f} MiB")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+    for name in ("bench_sign", "bench_stateres"):
+        path = f"{build}/bench/{name}"
+        if os.path.exists(path):
+            print(f"== {name}")
+            sys.stdout.flush()
+            subprocess.run([path], check=False)
+
+
+if __name__ == "__main__":
+    main()
