@@ -29,7 +29,12 @@
 #include "http/server.h"
 #include "myelin_version.h"
 #include "store/store.h"
+#include "svc/auth.h"
+#include "svc/cpupool.h"
+#include "svc/password.h"
+#include "svc/ratelimit.h"
 #include "svc/srv.h"
+#include "svc/uia.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -215,8 +220,7 @@ static int cmd_register_user(int argc, char **argv)
         return 1;
     }
     char hash[crypto_pwhash_STRBYTES];
-    if (crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+    if (password_hash_now(password, hash, sizeof(hash)) != 0) {
         fprintf(stderr, "myelin register-user: out of memory hashing the password\n");
         config_release(&cfg);
         return 1;
@@ -258,6 +262,22 @@ static void raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* Threads for password hashing: half the cores, at least one. */
+static int cpu_threads(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 2 ? (int)(cores / 2) : 1;
+}
+
+/* Frees the services hanging off srv (not the store or config). */
+static void srv_release(struct srv *srv)
+{
+    cpupool_free(srv->cpu);
+    auth_cache_free(srv->auth);
+    uia_free(srv->uia);
+    ratelimit_free(srv->rl);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -307,8 +327,13 @@ static int cmd_serve(int argc, char **argv)
         config_release(&cfg);
         return 1;
     }
+    srv.auth = auth_cache_new();
+    srv.cpu = cpupool_new(cpu_threads());
+    srv.uia = uia_new();
+    srv.rl = ratelimit_new();
     rc = http_server_start(&srv, &srv.http);
     if (rc) {
+        srv_release(&srv);
         store_close(srv.store);
         keys_wipe(&srv.key);
         config_release(&cfg);
@@ -323,6 +348,7 @@ static int cmd_serve(int argc, char **argv)
     LOG_INFO("main", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.stopping, true);
     http_server_stop(srv.http, SHUTDOWN_GRACE_MS);
+    srv_release(&srv);
     store_close(srv.store);
     keys_wipe(&srv.key);
     config_release(&cfg);

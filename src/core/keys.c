@@ -26,6 +26,12 @@ size_t keys_b64_encode(const unsigned char *in, size_t n, char *out)
     return strlen(out);
 }
 
+size_t keys_b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    sodium_bin2base64(out, keys_b64_len(n) + 1, in, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return strlen(out);
+}
+
 long keys_b64_decode(const char *in, size_t len, unsigned char *out)
 {
     /*

@@ -39,6 +39,11 @@ void keys_wipe(struct signing_key *k);
  * hold keys_b64_len(n) + 1 bytes; returns the length written. */
 size_t keys_b64_len(size_t n);
 size_t keys_b64_encode(const unsigned char *in, size_t n, char *out);
+/* URL-safe unpadded base64 (appendix "URL-safe unpadded Base64": '-' and
+ * '_' for characters 62 and 63), used by event IDs from room version 4 and
+ * room IDs from version 12. Same length as keys_b64_len; `out` must hold
+ * keys_b64_len(n) + 1 bytes; returns the length written. */
+size_t keys_b64url_encode(const unsigned char *in, size_t n, char *out);
 /* Decodes unpadded (or padded) standard base64. Returns the decoded length
  * or -1. `out` must hold at least len * 3 / 4 + 1 bytes. */
 long keys_b64_decode(const char *in, size_t len, unsigned char *out);

@@ -15,6 +15,8 @@
 #include "base/log.h"
 #include "config.h"
 #include "http/router.h"
+#include "svc/auth.h"
+#include "svc/ratelimit.h"
 #include "svc/srv.h"
 
 size_t dispatch_body_limit(const struct req *r)
@@ -100,30 +102,11 @@ static int parse_body(struct req *r)
     return 0;
 }
 
-static int authenticate(struct req *r)
+/* Renders the outcome of a handler or continuation. */
+static int finish(struct req *r, int rc)
 {
-    switch (r->route->auth) {
-    case AUTH_NONE:
-    case AUTH_OPTIONAL:
-        return 0;
-    default:
-        /* Token and X-Matrix authentication arrive with the accounts and
-         * federation modules; until then such routes refuse everyone. */
-        return req_fail(r, -ERR_MISSING_TOKEN, "Authentication is not available");
-    }
-}
-
-int dispatch_run(struct req *r)
-{
-    int rc = parse_body(r);
-    if (rc == 0) {
-        rc = authenticate(r);
-    }
-    if (rc == 0) {
-        rc = r->route->handler(r);
-        if (rc == REQ_PARKED) {
-            return REQ_PARKED;
-        }
+    if (rc == REQ_PARKED) {
+        return REQ_PARKED;
     }
     if (rc < 0 && r->status == 0) {
         req_fail(r, rc, NULL);
@@ -137,6 +120,26 @@ int dispatch_run(struct req *r)
     }
     r->state = REQ_STATE_DONE;
     return 0;
+}
+
+int dispatch_run(struct req *r)
+{
+    int rc = parse_body(r);
+    if (rc == 0) {
+        rc = auth_request(r);
+    }
+    if (rc == 0) {
+        rc = ratelimit_check(r);
+    }
+    if (rc == 0) {
+        rc = r->route->handler(r);
+    }
+    return finish(r, rc);
+}
+
+int dispatch_continue(struct req *r, int (*fn)(struct req *r))
+{
+    return finish(r, fn(r));
 }
 
 void dispatch_complete(struct req *r)

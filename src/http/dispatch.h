@@ -40,6 +40,10 @@ bool dispatch_is_inline(const struct req *r);
  */
 int dispatch_run(struct req *r);
 
+/* Runs a continuation queued by req_continue, with the same error
+ * handling as dispatch_run. */
+int dispatch_continue(struct req *r, int (*fn)(struct req *r));
+
 /* Called through req_complete: hands a finished parked request back. */
 void dispatch_complete(struct req *r);
 

@@ -226,3 +226,10 @@ int req_park(struct req *r)
 }
 
 void req_complete(struct req *r) { dispatch_complete(r); }
+
+void req_continue(struct req *r, int (*fn)(struct req *r))
+{
+    r->cont = fn;
+    r->state = REQ_STATE_QUEUED;
+    r->on_continue(r);
+}

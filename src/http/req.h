@@ -35,6 +35,14 @@ enum http_method {
 };
 
 #define REQ_MAX_PARAMS 8
+
+enum pw_state {
+    PW_NONE = 0, /* nothing started */
+    PW_HASHED,   /* r->pw.hash holds the new hash */
+    PW_OK,       /* the password matched */
+    PW_BAD,      /* the password did not match */
+    PW_FAILED,   /* hashing failed (memory) */
+};
 #define REQ_PARKED 1
 
 struct req_arg {
@@ -67,6 +75,15 @@ struct req {
     json_t *json;               /* parsed body when the route takes JSON */
     int64_t start_ns;
 
+    /* Who is calling, filled by authentication (NULLs when anonymous). */
+    struct {
+        const char *user_id;
+        const char *device_id;
+        const char *token_hash; /* hex SHA-256 of the access token used */
+        bool is_guest;
+        bool is_admin;
+    } auth;
+
     /* The response. */
     int status;
     const char *content_type;
@@ -76,10 +93,18 @@ struct req {
     int cap_resp_headers;
     int err;                    /* ERR_* code of a failed request, for the log */
 
+    /* Outcome of svc/password's asynchronous hashing, for re-entered handlers. */
+    struct {
+        int state;  /* enum pw_state */
+        char *hash; /* PW_HASHED: the argon2id string (arena) */
+    } pw;
+
     /* Owned by the HTTP layer. */
     void *conn;                 /* the MHD connection, NULL when dispatched locally */
     void *listener;
     void (*on_complete)(struct req *r); /* resumes the connection */
+    void (*on_continue)(struct req *r); /* requeues to a worker (req_continue) */
+    int (*cont)(struct req *r);         /* the continuation to run there */
     int state;                  /* enum req_state (dispatch.h) */
     struct req *next_job;       /* worker queue link */
 };
@@ -129,6 +154,12 @@ int req_fail_json(struct req *r, int code, json_t *extra, const char *fmt, ...)
  */
 int req_park(struct req *r);
 void req_complete(struct req *r);
+/*
+ * Hands a parked request back to a worker, which runs fn(r) with the
+ * worker's database connection as if it were the handler (it may answer,
+ * fail, or park again). Callable from any thread.
+ */
+void req_continue(struct req *r, int (*fn)(struct req *r));
 
 /* Monotonic nanoseconds, for timings. */
 int64_t req_now_ns(void);

@@ -92,6 +92,13 @@ static void resume(struct req *r)
     MHD_resume_connection(r->conn);
 }
 
+/* req_continue: a parked request goes back to the worker queue. */
+static void requeue(struct req *r)
+{
+    struct listener *l = r->listener;
+    pool_push(l->hs, r);
+}
+
 static void *worker_main(void *arg)
 {
     struct http_server *hs = arg;
@@ -121,6 +128,10 @@ static void *worker_main(void *arg)
         if (hs->srv->store && !db) {
             rc = req_fail(r, -ERR_UNAVAILABLE, "Database unavailable");
             r->state = REQ_STATE_DONE;
+        } else if (r->cont) {
+            int (*fn)(struct req *) = r->cont;
+            r->cont = NULL;
+            rc = dispatch_continue(r, fn);
         } else {
             rc = dispatch_run(r);
         }
@@ -235,6 +246,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->conn = c;
         r->listener = l;
         r->on_complete = resume;
+        r->on_continue = requeue;
         *con_cls = r;
         atomic_fetch_add(&hs->in_progress, 1);
         copy_request_info(r, c);

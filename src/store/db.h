@@ -69,6 +69,7 @@ struct db_engine {
     int64_t (*column_int64)(struct db_stmt *st, int col);
     const char *(*column_text)(struct db_stmt *st, int col, size_t *len);
     const void *(*column_blob)(struct db_stmt *st, int col, size_t *len);
+    int64_t (*changes)(struct db_stmt *st);
 };
 
 /* Every engine connection and statement starts with these. */
@@ -232,6 +233,12 @@ static inline const char *db_column_text(struct db_stmt *st, int col, size_t *le
 static inline const void *db_column_blob(struct db_stmt *st, int col, size_t *len)
 {
     return st->db->engine->column_blob(st, col, len);
+}
+
+/* Rows inserted, updated or deleted by the statement's last execution. */
+static inline int64_t db_changes(struct db_stmt *st)
+{
+    return st->db->engine->changes(st);
 }
 
 /* ---- shared helpers (db.c) ---- */

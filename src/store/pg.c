@@ -320,6 +320,13 @@ static int execute(struct pg_db *d, struct pg_stmt *st)
     return 0;
 }
 
+static int64_t pg_changes(struct db_stmt *base)
+{
+    struct pg_stmt *st = to_stmt(base);
+    const char *n = st->res ? PQcmdTuples(st->res) : "";
+    return n[0] ? strtoll(n, NULL, 10) : 0;
+}
+
 static int pg_step(struct db_stmt *base)
 {
     struct pg_stmt *st = to_stmt(base);
@@ -554,4 +561,5 @@ const struct db_engine db_engine_pg = {
     .column_int64 = pg_column_int64,
     .column_text = pg_column_text,
     .column_blob = pg_column_blob,
+    .changes = pg_changes,
 };

@@ -290,6 +290,11 @@ static int sqlite_bind_null(struct db_stmt *base, int idx)
     return bind_result(base, sqlite3_bind_null(to_stmt(base)->h, idx));
 }
 
+static int64_t sqlite_changes(struct db_stmt *base)
+{
+    return sqlite3_changes64(to_db(base->db)->h);
+}
+
 static int sqlite_step(struct db_stmt *base)
 {
     struct sqlite_stmt *st = to_stmt(base);
@@ -410,4 +415,5 @@ const struct db_engine db_engine_sqlite = {
     .column_int64 = sqlite_column_int64,
     .column_text = sqlite_column_text,
     .column_blob = sqlite_column_blob,
+    .changes = sqlite_changes,
 };

@@ -11,6 +11,7 @@
 #include "store/store.h"
 
 #include <assert.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,19 +22,7 @@
 #include "base/xmalloc.h"
 #include "store/db.h"
 #include "store/schema.h"
-
-struct store {
-    const struct db_engine *engine;
-    char *target;        /* SQLite path or URI, or libpq conninfo */
-    struct db *keeper;   /* in-memory SQLite: keeps the database alive */
-    atomic_int nconns;   /* open store_conns, for store_close's check */
-};
-
-struct store_conn {
-    struct store *store;
-    struct db *db;
-    bool in_txn;
-};
+#include "store/store_int.h"
 
 /* ---- schema version ---- */
 
@@ -355,14 +344,6 @@ int store_user_create(struct store_conn *c, const char *user_id, const char *pas
     return rc < 0 ? rc : 0;
 }
 
-/* Copies a text column into the arena; NULL stays NULL. */
-static char *column_dup(struct db_stmt *st, int col, struct arena *arena)
-{
-    size_t len;
-    const char *s = db_column_text(st, col, &len);
-    return s ? arena_strndup(arena, s, len) : NULL;
-}
-
 int store_user_get(struct store_conn *c, struct arena *arena, const char *user_id,
                    struct store_user *out)
 {
@@ -379,8 +360,8 @@ int store_user_get(struct store_conn *c, struct arena *arena, const char *user_i
         rc = db_step(st);
     }
     if (rc == DB_ROW) {
-        out->user_id = column_dup(st, 0, arena);
-        out->password_hash = column_dup(st, 1, arena);
+        out->user_id = store__col_str(st, 0, arena);
+        out->password_hash = store__col_str(st, 1, arena);
         out->is_admin = db_column_int64(st, 2) != 0;
         out->is_guest = db_column_int64(st, 3) != 0;
         out->deactivated = db_column_int64(st, 4) != 0;
@@ -388,6 +369,80 @@ int store_user_get(struct store_conn *c, struct arena *arena, const char *user_i
         rc = 0;
     } else if (rc == DB_DONE) {
         rc = -ERR_NOT_FOUND;
+    }
+    db_finalize(st);
+    return rc;
+}
+
+/* ---- query helpers (store_int.h) ---- */
+
+char *store__col_str(struct db_stmt *st, int col, struct arena *arena)
+{
+    size_t len;
+    const char *s = db_column_text(st, col, &len);
+    return s ? arena_strndup(arena, s, len) : NULL;
+}
+
+static int bind_va(struct db_stmt *st, const char *types, va_list ap)
+{
+    int rc = 0;
+    for (int i = 0; types[i] && rc == 0; i++) {
+        switch (types[i]) {
+        case 't': {
+            const char *v = va_arg(ap, const char *);
+            rc = v ? db_bind_cstr(st, i + 1, v) : db_bind_null(st, i + 1);
+            break;
+        }
+        case 'i':
+            rc = db_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            break;
+        case 'b':
+            rc = db_bind_int64(st, i + 1, va_arg(ap, int) ? 1 : 0);
+            break;
+        default:
+            assert(!"unknown bind type");
+            rc = -ERR_DB;
+        }
+    }
+    return rc;
+}
+
+int store__query(struct store_conn *c, struct db_stmt **out, const char *sql, const char *types,
+                 ...)
+{
+    struct db_stmt *st;
+    int rc = db_prepare(c->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    va_list ap;
+    va_start(ap, types);
+    rc = bind_va(st, types, ap);
+    va_end(ap);
+    if (rc < 0) {
+        db_finalize(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+int store__exec(struct store_conn *c, const char *sql, const char *types, ...)
+{
+    struct db_stmt *st;
+    int rc = db_prepare(c->db, sql, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    va_list ap;
+    va_start(ap, types);
+    rc = bind_va(st, types, ap);
+    va_end(ap);
+    if (rc == 0) {
+        rc = db_step(st);
+        if (rc == DB_DONE || rc == DB_ROW) {
+            rc = (int)db_changes(st);
+        }
     }
     db_finalize(st);
     return rc;

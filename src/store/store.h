@@ -86,4 +86,122 @@ struct store_user {
 int store_user_get(struct store_conn *c, struct arena *arena, const char *user_id,
                    struct store_user *out);
 
+/* ---- accounts (accounts.c) ---- */
+
+/* Sets a new password hash (argon2id string). -ERR_NOT_FOUND if no user. */
+int store_user_set_password(struct store_conn *c, const char *user_id, const char *password_hash);
+
+/*
+ * Deactivates an account: marks it, removes its password, devices, access
+ * and refresh tokens, and (with `erase`) its profile. Run it in a
+ * transaction. -ERR_NOT_FOUND if no user.
+ */
+int store_user_deactivate(struct store_conn *c, const char *user_id, bool erase);
+
+struct store_device {
+    char *device_id;
+    char *display_name; /* NULL when unset */
+    int64_t created_ts;
+    int64_t last_seen_ts; /* 0 when never seen */
+    char *last_seen_ip;   /* NULL when never seen */
+};
+
+/*
+ * Creates the device if it does not exist (an existing device keeps its
+ * display name). Returns 0 or a negative ERR_*.
+ */
+int store_device_ensure(struct store_conn *c, const char *user_id, const char *device_id,
+                        const char *display_name, int64_t ts);
+/* -ERR_NOT_FOUND when the user has no such device. */
+int store_device_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                     const char *device_id, struct store_device *out);
+/* All devices of a user, oldest first; *out is an arena array. */
+int store_device_list(struct store_conn *c, struct arena *arena, const char *user_id,
+                      struct store_device **out, size_t *n);
+/* Sets or (NULL) clears the display name. -ERR_NOT_FOUND if no device. */
+int store_device_set_name(struct store_conn *c, const char *user_id, const char *device_id,
+                          const char *display_name);
+/* Records a use of the device. */
+int store_device_touch(struct store_conn *c, const char *user_id, const char *device_id,
+                       int64_t ts, const char *ip);
+/*
+ * Deletes a device with its access and refresh tokens. Run it in a
+ * transaction. -ERR_NOT_FOUND if there was no such device.
+ */
+int store_device_delete(struct store_conn *c, const char *user_id, const char *device_id);
+
+struct store_token {
+    char *user_id;
+    char *device_id;
+    int64_t expires_ts; /* 0: does not expire */
+    bool is_guest;
+    bool is_admin;
+    bool deactivated;
+};
+
+/* Stores an access token by its hash (hex SHA-256). expires_ts 0 = never;
+ * refresh_hash names the refresh token issued with it, or NULL. */
+int store_token_add(struct store_conn *c, const char *token_hash, const char *user_id,
+                    const char *device_id, int64_t created_ts, int64_t expires_ts,
+                    const char *refresh_hash);
+/* Looks up an access token hash with its account flags. -ERR_NOT_FOUND if unknown. */
+int store_token_lookup(struct store_conn *c, struct arena *arena, const char *token_hash,
+                       struct store_token *out);
+/* Deletes one access token. -ERR_NOT_FOUND if unknown. */
+int store_token_delete(struct store_conn *c, const char *token_hash);
+/*
+ * Deletes every device (with its tokens) of a user except `keep_device`
+ * (NULL: all). Run it in a transaction.
+ */
+int store_devices_delete_all(struct store_conn *c, const char *user_id, const char *keep_device);
+
+/* Stores a refresh token by its hash. */
+int store_refresh_add(struct store_conn *c, const char *token_hash, const char *user_id,
+                      const char *device_id, int64_t created_ts);
+/*
+ * Consumes a refresh token: deletes it and the access tokens issued with
+ * it, and returns its user and device (arena strings). Run it in a
+ * transaction. -ERR_NOT_FOUND if unknown (already used or revoked).
+ */
+int store_refresh_take(struct store_conn *c, struct arena *arena, const char *token_hash,
+                       char **user_id, char **device_id);
+
+struct store_profile {
+    char *displayname; /* NULL when unset */
+    char *avatar_url;  /* NULL when unset */
+    char *fields;      /* JSON object text of custom fields, "{}" when none */
+};
+
+/* -ERR_NOT_FOUND when the user has no profile row. */
+int store_profile_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                      struct store_profile *out);
+/* Writes the whole profile row (insert or replace). */
+int store_profile_set(struct store_conn *c, const char *user_id, const struct store_profile *p);
+
+struct store_regtoken {
+    char *token;
+    int64_t uses_allowed; /* -1: unlimited */
+    int64_t pending;
+    int64_t completed;
+    int64_t expiry_time;  /* 0: never */
+};
+
+/* Creates a registration token: -ERR_CONFLICT when it exists already.
+ * uses_allowed -1 = unlimited, expiry_time 0 = never. */
+int store_regtoken_create(struct store_conn *c, const char *token, int64_t uses_allowed,
+                          int64_t expiry_time);
+int store_regtoken_get(struct store_conn *c, struct arena *arena, const char *token,
+                       struct store_regtoken *out);
+int store_regtoken_list(struct store_conn *c, struct arena *arena, struct store_regtoken **out,
+                        size_t *n);
+int store_regtoken_delete(struct store_conn *c, const char *token);
+/*
+ * Reserves one use of a token for a registration in progress (pending+1)
+ * if it exists, has not expired at `now` and has uses left. Returns 0, or
+ * -ERR_NOT_FOUND when the token cannot be used.
+ */
+int store_regtoken_reserve(struct store_conn *c, const char *token, int64_t now);
+/* Moves a reservation to completed (done = true) or releases it. */
+int store_regtoken_finish(struct store_conn *c, const char *token, bool done);
+
 #endif

@@ -14,12 +14,20 @@
 
 struct store;
 struct http_server;
+struct auth_cache;
+struct cpupool;
+struct uia;
+struct ratelimit;
 
 struct srv {
     struct config *cfg;
     struct store *store;
     struct http_server *http;
     struct signing_key key;   /* this server's ed25519 signing key */
+    struct auth_cache *auth;  /* access token cache (svc/auth.h) */
+    struct cpupool *cpu;      /* CPU-heavy work off the request workers (svc/cpupool.h) */
+    struct uia *uia;          /* user-interactive auth sessions (svc/uia.h) */
+    struct ratelimit *rl;     /* request rate limiting (svc/ratelimit.h) */
     int64_t start_ts;         /* ms since the epoch */
     atomic_bool stopping;     /* set once shutdown begins */
 };
