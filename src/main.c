@@ -31,6 +31,7 @@
 #include "store/store.h"
 #include "svc/auth.h"
 #include "svc/cpupool.h"
+#include "svc/nonce.h"
 #include "svc/password.h"
 #include "svc/ratelimit.h"
 #include "svc/srv.h"
@@ -278,6 +279,7 @@ static void srv_release(struct srv *srv)
     auth_cache_free(srv->auth);
     uia_free(srv->uia);
     ratelimit_free(srv->rl);
+    nonces_free(srv->nonces);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -331,6 +333,7 @@ static int cmd_serve(int argc, char **argv)
     srv.cpu = cpupool_new(cpu_threads());
     srv.uia = uia_new();
     srv.rl = ratelimit_new();
+    srv.nonces = nonces_new();
     rc = http_server_start(&srv, &srv.http);
     if (rc) {
         srv_release(&srv);

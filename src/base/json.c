@@ -49,7 +49,7 @@ int json_parse_input(const char *text, size_t len, int max_depth, json_t **out,
         return -ERR_BAD_JSON;
     }
     json_error_t e;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
     if (!j) {
         switch (json_error_code(&e)) {
         case json_error_duplicate_key:

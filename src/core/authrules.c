@@ -115,6 +115,17 @@ static const struct event *state_get(const struct auth_state *st, const char *ty
     return e && !e->rejected ? e : NULL;
 }
 
+/* A key of power levels `users`: "@", a non-empty localpart, ":", a
+ * non-empty server part. Looser than user_id_valid on purpose: rooms
+ * created by other servers hold users keys whose server part those servers
+ * never validated, and refusing such an event here would split our view of
+ * the room's state from theirs. */
+static bool pl_user_key_valid(const char *s)
+{
+    const char *colon = s[0] == '@' ? strchr(s, ':') : NULL;
+    return colon && colon > s + 1 && colon[1] != '\0' && strlen(s) <= EVENT_MAX_ID_BYTES;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Power levels                                                             */
 /* ------------------------------------------------------------------------ */
@@ -473,6 +484,15 @@ static int64_t power_of(const struct ctx *c, const char *user_id)
     return user_power(c->rv, c->create, c->pl, user_id);
 }
 
+/* The room's join rule. With no join rules event (or no join_rule in it)
+ * the spec names no default; other servers treat the room as invite-only. */
+static const char *join_rule_of(const struct ctx *c)
+{
+    const struct event *jr = state_get(c->st, "m.room.join_rules", "");
+    const char *rule = jr ? json_get_str(jr->content, "join_rule") : NULL;
+    return rule ? rule : "invite";
+}
+
 static int check_join(const struct ctx *c, const char *sender_m, const char *join_rule,
                       const char **reason)
 {
@@ -546,18 +566,12 @@ static int check_member(const struct ctx *c, const char **reason)
 
     const char *target = ev->state_key;
     const char *sender_m = membership_of(c, ev->sender);
-    const char *target_m = membership_of(c, target);
-    /* No join rules event (or no join_rule in it): the spec lists no
-     * default; other servers treat the room as invite-only. */
-    const struct event *jr = state_get(c->st, "m.room.join_rules", "");
-    const char *join_rule = jr ? json_get_str(jr->content, "join_rule") : NULL;
-    if (!join_rule) {
-        join_rule = "invite";
-    }
 
     if (strcmp(membership, "join") == 0) {
-        return check_join(c, sender_m, join_rule, reason);
+        return check_join(c, sender_m, join_rule_of(c), reason);
     }
+
+    const char *target_m = membership_of(c, target);
 
     if (strcmp(membership, "invite") == 0) {
         /* .4.1: third-party invites are judged by their signed block. */
@@ -614,6 +628,7 @@ static int check_member(const struct ctx *c, const char **reason)
 
     /* .7 (v7+): knocking; v10+ also under knock_restricted. */
     if (rv->knock && strcmp(membership, "knock") == 0) {
+        const char *join_rule = join_rule_of(c);
         if (strcmp(join_rule, "knock") != 0 &&
             !(rv->knock_restricted && strcmp(join_rule, "knock_restricted") == 0)) {
             return deny(reason, "join rule does not allow knocking");
@@ -685,7 +700,7 @@ static int check_pl_shape(const struct ctx *c, const char **reason)
         json_t *v;
         int64_t n;
         json_object_foreach((json_t *)users, k, v) {
-            if (!user_id_valid(k)) {
+            if (!pl_user_key_valid(k)) {
                 return deny(reason, "users holds an invalid user ID");
             }
             if (!pl_parse(rv, v, &n)) {

@@ -317,7 +317,8 @@ int store_regtoken_create(struct store_conn *c, const char *token, int64_t uses_
      * so one statement serves every combination. */
     return ok_or_err(store__exec(c,
                                  "INSERT INTO registration_tokens (token, uses_allowed, "
-                                 "expiry_time) VALUES (?, NULLIF(?, -1), NULLIF(?, 0))",
+                                 "expiry_time) VALUES (?, NULLIF(CAST(? AS BIGINT), -1), "
+                                 "NULLIF(CAST(? AS BIGINT), 0))",
                                  "tii", token, uses_allowed, expiry_time));
 }
 
@@ -383,6 +384,21 @@ int store_regtoken_delete(struct store_conn *c, const char *token)
 {
     return changed_one(
         store__exec(c, "DELETE FROM registration_tokens WHERE token = ?", "t", token));
+}
+
+int store_regtoken_update(struct store_conn *c, const char *token, bool set_uses,
+                          int64_t uses_allowed, bool set_expiry, int64_t expiry_time)
+{
+    /* A flag of 0 keeps the column; NULLIF maps -1 and 0 to NULL as in
+     * store_regtoken_create. */
+    return changed_one(store__exec(c,
+                                   "UPDATE registration_tokens SET "
+                                   "uses_allowed = CASE WHEN ? = 1 THEN NULLIF(CAST(? AS BIGINT), -1) "
+                                   "ELSE uses_allowed END, "
+                                   "expiry_time = CASE WHEN ? = 1 THEN NULLIF(CAST(? AS BIGINT), 0) "
+                                   "ELSE expiry_time END WHERE token = ?",
+                                   "iiiit", (int64_t)set_uses, uses_allowed, (int64_t)set_expiry,
+                                   expiry_time, token));
 }
 
 int store_regtoken_reserve(struct store_conn *c, const char *token, int64_t now)

@@ -196,6 +196,13 @@ int store_regtoken_list(struct store_conn *c, struct arena *arena, struct store_
                         size_t *n);
 int store_regtoken_delete(struct store_conn *c, const char *token);
 /*
+ * Changes a registration token's allowed uses (when set_uses; -1 =
+ * unlimited) and expiry (when set_expiry; 0 = never). -ERR_NOT_FOUND when
+ * there is no such token.
+ */
+int store_regtoken_update(struct store_conn *c, const char *token, bool set_uses,
+                          int64_t uses_allowed, bool set_expiry, int64_t expiry_time);
+/*
  * Reserves one use of a token for a registration in progress (pending+1)
  * if it exists, has not expired at `now` and has uses left. Returns 0, or
  * -ERR_NOT_FOUND when the token cannot be used.

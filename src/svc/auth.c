@@ -40,6 +40,9 @@ struct auth_entry {
 struct auth_cache {
     pthread_mutex_t mu;
     struct map by_hash; /* hash -> struct auth_entry * (key points into the entry) */
+    /* Bumped by every eviction. A lookup that read the database before an
+     * eviction must not cache what it read: the token may be revoked. */
+    uint64_t generation;
 };
 
 struct auth_cache *auth_cache_new(void)
@@ -81,6 +84,7 @@ void auth_cache_free(struct auth_cache *c)
 void auth_cache_evict_hash(struct auth_cache *c, const char *token_hash)
 {
     pthread_mutex_lock(&c->mu);
+    c->generation++;
     struct auth_entry *e = map_del(&c->by_hash, str_from(token_hash));
     pthread_mutex_unlock(&c->mu);
     if (e) {
@@ -93,6 +97,7 @@ void auth_cache_evict_hash(struct auth_cache *c, const char *token_hash)
 static void evict_matching(struct auth_cache *c, const char *user_id, const char *device_id)
 {
     pthread_mutex_lock(&c->mu);
+    c->generation++;
     bool again = true;
     while (again) {
         again = false;
@@ -229,6 +234,7 @@ static int resolve(struct req *r, const char *token)
     bool touch = false;
 
     pthread_mutex_lock(&c->mu);
+    uint64_t generation = c->generation;
     struct auth_entry *e = map_get(&c->by_hash, str_from(hash));
     if (e) {
         fill_auth(r, e);
@@ -264,15 +270,22 @@ static int resolve(struct req *r, const char *token)
         n->is_admin = t.is_admin;
         n->last_touch_ms = now;
         touch = true;
-        pthread_mutex_lock(&c->mu);
-        if (c->by_hash.count >= AUTH_CACHE_MAX) {
-            clear_locked(c);
-        }
-        struct auth_entry *old = map_put(&c->by_hash, str_from(n->hash), n);
         fill_auth(r, n);
+        pthread_mutex_lock(&c->mu);
+        struct auth_entry *old = NULL;
+        if (c->generation == generation) {
+            if (c->by_hash.count >= AUTH_CACHE_MAX) {
+                clear_locked(c);
+            }
+            old = map_put(&c->by_hash, str_from(n->hash), n);
+            n = NULL;
+        }
         pthread_mutex_unlock(&c->mu);
-        if (old && old != n) {
+        if (old) {
             entry_free(old);
+        }
+        if (n) {
+            entry_free(n); /* an eviction raced with this lookup: do not cache */
         }
         expires = t.expires_ts;
     }

@@ -202,7 +202,7 @@ int uia_check(struct req *r, const char *kind, const struct uia_flow *flows, siz
         pthread_mutex_unlock(&u->mu);
         free(expired);
         json_decref(params);
-        return req_fail(r, -ERR_UNKNOWN, "Unknown UIA session");
+        return req_fail(r, -ERR_BAD_REQUEST, "Unknown UIA session");
     }
     if (!s) {
         s = xcalloc(1, sizeof(*s));
@@ -214,7 +214,10 @@ int uia_check(struct req *r, const char *kind, const struct uia_flow *flows, siz
         s->created_ms = now;
         map_put(&u->sessions, str_from(s->id), s);
     }
-    bool kind_ok = strcmp(s->kind, kind) == 0;
+    /* A session is bound to its operation and, once a password proved
+     * it, to that account: another user cannot ride on it. */
+    bool kind_ok = strcmp(s->kind, kind) == 0 &&
+                   (!s->user_id || !user_id || strcmp(s->user_id, user_id) == 0);
     snapshot(s, &snap);
     pthread_mutex_unlock(&u->mu);
     if (expired) {
@@ -229,7 +232,7 @@ int uia_check(struct req *r, const char *kind, const struct uia_flow *flows, siz
     if (!kind_ok) {
         json_decref(params);
         return req_fail(r, -ERR_FORBIDDEN,
-                        "The UIA session was started for a different operation");
+                        "The UIA session belongs to a different operation or user");
     }
 
     const char *type = auth ? json_get_str(auth, "type") : NULL;
@@ -301,7 +304,7 @@ int uia_check(struct req *r, const char *kind, const struct uia_flow *flows, siz
             free(reserved);
         }
         json_decref(params);
-        return req_fail(r, -ERR_UNKNOWN, "UIA session expired");
+        return req_fail(r, -ERR_BAD_REQUEST, "UIA session expired");
     }
     if (passed) {
         if (!has_stage(s, stage) && s->n_completed < sizeof(s->completed) / sizeof(s->completed[0])) {

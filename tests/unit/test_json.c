@@ -40,6 +40,9 @@ static void test_parse_classes(void **state)
     assert_int_equal(parse("[1,2]"), 0);
     assert_int_equal(parse("{\"a\":"), -ERR_NOT_JSON);
     assert_int_equal(parse("hello"), -ERR_NOT_JSON);
+    /* Scalars are JSON (the pipeline then says M_BAD_JSON: not an object). */
+    assert_int_equal(parse("123"), 0);
+    assert_int_equal(parse("\"str\""), 0);
     assert_int_equal(parse("{\"a\":1}{"), -ERR_NOT_JSON);
     assert_int_equal(parse("\"\xff\xfe\""), -ERR_NOT_JSON);
     assert_int_equal(parse("{\"a\":1,\"a\":2}"), -ERR_BAD_JSON);

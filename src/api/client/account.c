@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/client/client.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/json.h"
@@ -23,18 +24,13 @@
 #include "svc/srv.h"
 #include "svc/uia.h"
 
-#define PASSWORD_MAX_BYTES 512
-#define DEVICE_ID_MAX_BYTES 255
-#define DISPLAY_NAME_MAX_BYTES 255
+#define PASSWORD_MAX_BYTES CLIENT_PASSWORD_MAX_BYTES
+#define DEVICE_ID_MAX_BYTES CLIENT_DEVICE_ID_MAX_BYTES
+#define DISPLAY_NAME_MAX_BYTES CLIENT_DISPLAY_NAME_MAX_BYTES
 
-/* ---- helpers shared by this file ---- */
+/* ---- helpers shared by the client handlers (client.h) ---- */
 
-/*
- * Checks a requested localpart: the grammar of new user IDs, not purely
- * numeric (reserved for guests) and not starting with '_' (reserved for
- * application services), and the whole user ID within 255 bytes.
- */
-static int check_localpart(struct req *r, const char *localpart)
+int client__check_localpart(struct req *r, const char *localpart)
 {
     size_t len = strlen(localpart);
     if (!id_localpart_valid(localpart, len)) {
@@ -57,14 +53,37 @@ static int check_localpart(struct req *r, const char *localpart)
     return 0;
 }
 
-static char *user_id_of(struct req *r, const char *localpart)
+char *client__user_id(struct req *r, const char *localpart)
 {
     return arena_printf(&r->arena, "@%s:%s", localpart, r->srv->cfg->server_name);
 }
 
-/* Reads an optional string field: 0 (and *out NULL when absent) or the
- * M_INVALID_PARAM failure when present with another type or too long. */
-static int opt_string(struct req *r, const char *key, size_t max, const char **out)
+char *client__local_part(struct req *r, const char *user_id)
+{
+    const char *colon = user_id[0] == '@' ? strchr(user_id, ':') : NULL;
+    if (!colon || colon == user_id + 1 || strlen(user_id) > ID_MAX_LEN ||
+        strcmp(colon + 1, r->srv->cfg->server_name) != 0) {
+        return NULL;
+    }
+    return arena_strndup(&r->arena, user_id + 1, (size_t)(colon - user_id - 1));
+}
+
+int client__user_create(struct req *r, const char *user_id, const char *password_hash,
+                        bool is_admin, bool is_guest, const char *displayname)
+{
+    int rc = store_user_create(r->db, user_id, password_hash, is_admin, is_guest, req_now_ms());
+    if (rc < 0) {
+        return rc;
+    }
+    /* Every account starts with a profile whose display name is its
+     * localpart, so clients show a name before the user picks one. */
+    struct store_profile p = {0};
+    p.displayname = displayname && *displayname ? (char *)displayname
+                                                 : client__local_part(r, user_id);
+    return store_profile_set(r->db, user_id, &p);
+}
+
+int client__opt_string(struct req *r, const char *key, size_t max, const char **out)
 {
     json_t *v = json_object_get(r->json, key);
     *out = NULL;
@@ -81,7 +100,7 @@ static int opt_string(struct req *r, const char *key, size_t max, const char **o
     return 0;
 }
 
-static int opt_bool(struct req *r, const char *key, bool *out)
+int client__opt_bool(struct req *r, const char *key, bool *out)
 {
     json_t *v = json_object_get(r->json, key);
     *out = false;
@@ -95,12 +114,8 @@ static int opt_bool(struct req *r, const char *key, bool *out)
     return 0;
 }
 
-/*
- * Creates (or reuses) the device and mints tokens inside the current
- * transaction, then builds the login/registration response body.
- */
-static int session_response(struct req *r, const char *user_id, const char *device_id,
-                            const char *display_name, bool refresh, json_t **out)
+int client__session_response(struct req *r, const char *user_id, const char *device_id,
+                             const char *display_name, bool refresh, json_t **out)
 {
     int rc = store_device_ensure(r->db, user_id, device_id, display_name, req_now_ms());
     char *access = NULL, *rtoken = NULL;
@@ -153,21 +168,21 @@ static int register_guest(struct req *r)
         return req_fail(r, -ERR_GUEST_ACCESS_FORBIDDEN, "Guest access is disabled");
     }
     const char *display_name;
-    int rc = opt_string(r, "initial_device_display_name", DISPLAY_NAME_MAX_BYTES, &display_name);
+    int rc = client__opt_string(r, "initial_device_display_name", DISPLAY_NAME_MAX_BYTES, &display_name);
     if (rc) {
         return rc;
     }
     /* Guests get a generated device; a requested device_id is ignored as
      * the spec allows. */
     for (int attempt = 0; attempt < 5; attempt++) {
-        char *user_id = user_id_of(r, guest_localpart(r));
+        char *user_id = client__user_id(r, guest_localpart(r));
         rc = store_begin(r->db);
         if (rc == 0) {
-            rc = store_user_create(r->db, user_id, NULL, false, true, req_now_ms());
+            rc = client__user_create(r, user_id, NULL, false, true, NULL);
         }
         json_t *body = NULL;
         if (rc == 0) {
-            rc = session_response(r, user_id, auth_new_device_id(&r->arena), display_name,
+            rc = client__session_response(r, user_id, auth_new_device_id(&r->arena), display_name,
                                   false, &body);
         }
         if (rc == 0) {
@@ -202,21 +217,21 @@ int client_register(struct req *r)
 
     const char *username, *password, *device_id, *display_name;
     bool inhibit_login, refresh;
-    int rc = opt_string(r, "username", ID_MAX_LEN, &username);
+    int rc = client__opt_string(r, "username", ID_MAX_LEN, &username);
     if (!rc) {
-        rc = opt_string(r, "password", PASSWORD_MAX_BYTES, &password);
+        rc = client__opt_string(r, "password", PASSWORD_MAX_BYTES, &password);
     }
     if (!rc) {
-        rc = opt_string(r, "device_id", DEVICE_ID_MAX_BYTES, &device_id);
+        rc = client__opt_string(r, "device_id", DEVICE_ID_MAX_BYTES, &device_id);
     }
     if (!rc) {
-        rc = opt_string(r, "initial_device_display_name", DISPLAY_NAME_MAX_BYTES, &display_name);
+        rc = client__opt_string(r, "initial_device_display_name", DISPLAY_NAME_MAX_BYTES, &display_name);
     }
     if (!rc) {
-        rc = opt_bool(r, "inhibit_login", &inhibit_login);
+        rc = client__opt_bool(r, "inhibit_login", &inhibit_login);
     }
     if (!rc) {
-        rc = opt_bool(r, "refresh_token", &refresh);
+        rc = client__opt_bool(r, "refresh_token", &refresh);
     }
     if (rc) {
         return rc;
@@ -225,11 +240,11 @@ int client_register(struct req *r)
     /* Validate the name before the UIA dance so clients learn early. */
     char *user_id = NULL;
     if (username) {
-        rc = check_localpart(r, username);
+        rc = client__check_localpart(r, username);
         if (rc) {
             return rc;
         }
-        user_id = user_id_of(r, username);
+        user_id = client__user_id(r, username);
         if (r->pw.state == PW_NONE) {
             struct store_user existing;
             rc = store_user_get(r->db, &r->arena, user_id, &existing);
@@ -262,19 +277,19 @@ int client_register(struct req *r)
     }
 
     if (!user_id) {
-        user_id = user_id_of(r, random_localpart(r));
+        user_id = client__user_id(r, random_localpart(r));
     }
     if (!device_id) {
         device_id = auth_new_device_id(&r->arena);
     }
     rc = store_begin(r->db);
     if (rc == 0) {
-        rc = store_user_create(r->db, user_id, r->pw.state == PW_HASHED ? r->pw.hash : NULL,
-                               false, false, req_now_ms());
+        rc = client__user_create(r, user_id, r->pw.state == PW_HASHED ? r->pw.hash : NULL,
+                                 false, false, NULL);
     }
     json_t *body = NULL;
     if (rc == 0 && !inhibit_login) {
-        rc = session_response(r, user_id, device_id, display_name, refresh, &body);
+        rc = client__session_response(r, user_id, device_id, display_name, refresh, &body);
     }
     const char *regtoken = session ? uia_session_regtoken(r->srv->uia, &r->arena, session) : NULL;
     if (rc == 0 && regtoken) {
@@ -307,12 +322,12 @@ int client_register_available(struct req *r)
     if (!username || !*username) {
         return req_fail(r, -ERR_MISSING_PARAM, "Missing 'username'");
     }
-    int rc = check_localpart(r, username);
+    int rc = client__check_localpart(r, username);
     if (rc) {
         return rc;
     }
     struct store_user existing;
-    rc = store_user_get(r->db, &r->arena, user_id_of(r, username), &existing);
+    rc = store_user_get(r->db, &r->arena, client__user_id(r, username), &existing);
     if (rc == 0) {
         return req_fail(r, -ERR_USER_IN_USE, "User ID already taken");
     }
@@ -360,7 +375,7 @@ static int login_user(struct req *r, char **user_id)
             return req_fail(r, -ERR_INVALID_PARAM, "'identifier.type' is required");
         }
         if (strcmp(type, "m.id.user") != 0) {
-            return req_fail(r, -ERR_UNKNOWN, "Unsupported identifier type '%s'", type);
+            return req_fail(r, -ERR_BAD_REQUEST, "Unsupported identifier type '%s'", type);
         }
         user = json_get_str(ident, "user");
     } else {
@@ -386,7 +401,7 @@ static int login_user(struct req *r, char **user_id)
     for (char *p = lower; *p; p++) {
         *p = (char)tolower((unsigned char)*p);
     }
-    *user_id = user_id_of(r, lower);
+    *user_id = client__user_id(r, lower);
     return 0;
 }
 
@@ -397,7 +412,7 @@ int client_login(struct req *r)
         return req_fail(r, -ERR_INVALID_PARAM, "'type' is required");
     }
     if (strcmp(type, "m.login.password") != 0) {
-        return req_fail(r, -ERR_UNKNOWN, "Unknown login type %s", type);
+        return req_fail(r, -ERR_BAD_REQUEST, "Unknown login type %s", type);
     }
     char *user_id;
     int rc = login_user(r, &user_id);
@@ -406,15 +421,15 @@ int client_login(struct req *r)
     }
     const char *password, *device_id, *display_name;
     bool refresh;
-    rc = opt_string(r, "password", PASSWORD_MAX_BYTES, &password);
+    rc = client__opt_string(r, "password", PASSWORD_MAX_BYTES, &password);
     if (!rc) {
-        rc = opt_string(r, "device_id", DEVICE_ID_MAX_BYTES, &device_id);
+        rc = client__opt_string(r, "device_id", DEVICE_ID_MAX_BYTES, &device_id);
     }
     if (!rc) {
-        rc = opt_string(r, "initial_device_display_name", DISPLAY_NAME_MAX_BYTES, &display_name);
+        rc = client__opt_string(r, "initial_device_display_name", DISPLAY_NAME_MAX_BYTES, &display_name);
     }
     if (!rc) {
-        rc = opt_bool(r, "refresh_token", &refresh);
+        rc = client__opt_bool(r, "refresh_token", &refresh);
     }
     if (rc) {
         return rc;
@@ -445,7 +460,7 @@ int client_login(struct req *r)
     json_t *body = NULL;
     rc = store_begin(r->db);
     if (rc == 0) {
-        rc = session_response(r, user_id, device_id, display_name, refresh, &body);
+        rc = client__session_response(r, user_id, device_id, display_name, refresh, &body);
     }
     if (rc == 0) {
         rc = store_commit(r->db);
@@ -550,4 +565,116 @@ int client_refresh(struct req *r)
     return req_json(r, 200,
                     json_pack("{s:s,s:s,s:I}", "access_token", access, "refresh_token", rtoken,
                               "expires_in_ms", (json_int_t)expires_in));
+}
+
+/* ---- password and deactivation (spec: "Account registration and management") ---- */
+
+static const struct uia_flow flow_password[] = {{{"m.login.password"}, 1}};
+
+/* The UIA session named by the request body, or NULL. */
+static const char *body_session(struct req *r)
+{
+    const json_t *auth = json_get_obj(r->json, "auth");
+    return auth ? json_get_str(auth, "session") : NULL;
+}
+
+/*
+ * POST /account/password. Three passes: UIA (m.login.password, which
+ * parks while the old password is verified), then hashing the new
+ * password (parks again), then storing it. The third pass is reached only
+ * through the first two, since only password_hash_async sets PW_HASHED.
+ */
+int client_account_password(struct req *r)
+{
+    const char *new_password;
+    json_t *lo = json_object_get(r->json, "logout_devices");
+    int rc = client__opt_string(r, "new_password", PASSWORD_MAX_BYTES, &new_password);
+    if (rc) {
+        return rc;
+    }
+    if (!new_password || !*new_password) {
+        return req_fail(r, -ERR_MISSING_PARAM, "'new_password' is required");
+    }
+    if (lo && !json_is_null(lo) && !json_is_boolean(lo)) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'logout_devices' must be a boolean");
+    }
+    bool logout_devices = !lo || json_is_null(lo) || json_is_true(lo);
+
+    if (r->pw.state != PW_HASHED) {
+        if (r->pw.state == PW_FAILED) {
+            return req_fail(r, -ERR_NOMEM, "Could not hash the password");
+        }
+        const char *session;
+        rc = uia_check(r, "password", flow_password, 1, r->auth.user_id, NULL, &session);
+        if (rc) {
+            return rc;
+        }
+        return password_hash_async(r, new_password);
+    }
+
+    rc = store_begin(r->db);
+    if (rc == 0) {
+        rc = store_user_set_password(r->db, r->auth.user_id, r->pw.hash);
+    }
+    if (rc == 0 && logout_devices) {
+        /* Spec: other devices and their tokens go; the caller's stays. */
+        rc = store_devices_delete_all(r->db, r->auth.user_id, r->auth.device_id);
+    }
+    if (rc == 0) {
+        rc = store_commit(r->db);
+    } else {
+        store_rollback(r->db);
+    }
+    if (logout_devices) {
+        /* The caller's own entry is refilled from the database on its next
+         * request; every other token of the user is gone. */
+        auth_cache_evict_user(r->srv->auth, r->auth.user_id);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    const char *session = body_session(r);
+    if (session) {
+        uia_session_end(r->srv->uia, session);
+    }
+    return req_json(r, 200, json_object());
+}
+
+/*
+ * POST /account/deactivate. After UIA the account is marked deactivated,
+ * loses its password, devices and tokens (and with `erase` its profile);
+ * logging in then fails with M_USER_DEACTIVATED. No identity server is
+ * ever bound, hence "no-support".
+ */
+int client_account_deactivate(struct req *r)
+{
+    bool erase;
+    const char *id_server;
+    int rc = client__opt_bool(r, "erase", &erase);
+    if (!rc) {
+        rc = client__opt_string(r, "id_server", 255, &id_server);
+    }
+    if (rc) {
+        return rc;
+    }
+    const char *session;
+    rc = uia_check(r, "deactivate", flow_password, 1, r->auth.user_id, NULL, &session);
+    if (rc) {
+        return rc;
+    }
+    rc = store_begin(r->db);
+    if (rc == 0) {
+        rc = store_user_deactivate(r->db, r->auth.user_id, erase);
+    }
+    if (rc == 0) {
+        rc = store_commit(r->db);
+    } else {
+        store_rollback(r->db);
+    }
+    auth_cache_evict_user(r->srv->auth, r->auth.user_id);
+    if (rc < 0) {
+        return rc;
+    }
+    uia_session_end(r->srv->uia, session);
+    return req_json(r, 200, json_pack("{s:s}", "id_server_unbind_result", "no-support"));
 }
