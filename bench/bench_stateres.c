@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "base/arena.h"
+#include "base/json.h"
 #include "base/map.h"
 #include "core/event.h"
 #include "core/roomver.h"
@@ -41,8 +42,6 @@ struct room {
     json_t *c_join, *c_invite, *c_leave, *c_ban, *c_join_named, *c_create, *c_pl, *c_pl2,
         *c_jr, *c_topic, *empty;
 };
-
-static void map_cleanup(void *m) { map_release(m); }
 
 static const struct event *room_get(void *ud, const char *id)
 {

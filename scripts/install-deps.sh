@@ -30,6 +30,9 @@ python3
 python3-pytest
 python3-matrix-nio
 python3-olm
+python3-signedjson
+python3-nacl
+python3-canonicaljson
 curl
 "
 # libclang-rt-14-dev ships libclang_rt.fuzzer*.a, which is what clang 14's

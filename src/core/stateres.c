@@ -550,14 +550,13 @@ static void unconflicted_walk(struct resolver *r)
         if (u != NONE && (r->nodes[u].flags & N_REGION)) {
             idxvec_push(&dstack, u);
         } else {
-            if (map_has(&seen, str_from(uid))) {
-                continue;
-            }
+            /* Each unconflicted event starts a walk once; `seen` only
+             * guards the events below them, so an event that is both
+             * unconflicted and below another is walked at most twice. */
             const struct event *ev = r->ctx->get_event(r->ctx->ud, uid);
             if (!ev) {
                 continue;
             }
-            map_put(&seen, str_from(ev->event_id), (void *)1);
             if (en == ecap) {
                 ecap = ecap ? ecap * 2 : 64;
                 estack = xrealloc(estack, ecap * sizeof(*estack));

@@ -34,6 +34,14 @@ struct str stateres_key(struct arena *arena, const char *type, const char *state
  * and values are arena or event memory). Returns 0, or a negative ERR_*
  * if an event needed for the algorithm is malformed beyond what the spec
  * tolerates.
+ *
+ * Entries taken unchanged from the inputs (the unconflicted state; every
+ * entry when n_sets is 1) share the key and value memory of the input
+ * maps, so the inputs must live as long as `out`. Events the lookup does
+ * not know, and events whose `rejected` flag is set, are never chosen; a
+ * conflicted key none of whose candidates is chosen is absent from `out`.
+ * Nothing but `out` and ctx->arena is modified; temporary memory is freed
+ * before returning.
  */
 int stateres_resolve(struct stateres_ctx *ctx, const struct map *const *sets, size_t n_sets,
                      struct map *out);

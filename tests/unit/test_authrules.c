@@ -485,6 +485,12 @@ static void test_first_join_creator_only(void **state)
         /* the creator, but not right after the create event */
         e = mk_prev(r, next_id(r), "m.room.member", ALICE, ALICE, JOIN, "$other:a.example");
         REJECTED(r, e, "not invited to this room");
+        /* the create event, but not as the only previous event */
+        e = mk_prev(r, next_id(r), "m.room.member", ALICE, ALICE, JOIN, "$create:a.example");
+        const char *two[] = {"$create:a.example", "$other:a.example"};
+        e->prev_events = two;
+        e->n_prev_events = 2;
+        REJECTED(r, e, "not invited to this room");
     }
     /* who "the creator" is: content.creator to v10, the sender from v11 */
     const char *bob_creator = "{\"creator\":\"" BOB "\"}";

@@ -88,14 +88,12 @@ static void test_control_escapes(void **state)
     for (int c = 1; c < 0x20; c++) {
         char in[32], want[32];
         snprintf(in, sizeof(in), "[\"\\u%04X\"]", c);
-        const char *shortesc = NULL;
-        switch (c) {
-        case '\b': shortesc = "\\b"; break;
-        case '\t': shortesc = "\\t"; break;
-        case '\n': shortesc = "\\n"; break;
-        case '\f': shortesc = "\\f"; break;
-        case '\r': shortesc = "\\r"; break;
-        }
+        const char *shortesc = c == '\b'   ? "\\b"
+                               : c == '\t' ? "\\t"
+                               : c == '\n' ? "\\n"
+                               : c == '\f' ? "\\f"
+                               : c == '\r' ? "\\r"
+                                           : NULL;
         if (shortesc) {
             snprintf(want, sizeof(want), "[\"%s\"]", shortesc);
         } else {

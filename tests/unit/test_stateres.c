@@ -603,6 +603,44 @@ static void test_unconflicted_passthrough(void **state)
     }
 }
 
+/*
+ * Step 5: the unconflicted state map has the last word. Both sets hold
+ * Charlie's P2 as the power levels (one lags behind), but his leave (LC)
+ * cites his later P3, which the auth difference brings in and the
+ * iterative checks apply; the final state still has P2.
+ */
+static void test_unconflicted_wins(void **state)
+{
+    (void)state;
+    static const struct sev evs[] = {
+        {"P1", PL, "", ALICE, "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50}}"},
+        {"P2", PL, "", CHARLIE,
+         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 10}}"},
+        {"P3", PL, "", CHARLIE,
+         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 20}}"},
+        {"LC", MEMBER, CHARLIE, CHARLIE, "{\"membership\": \"leave\"}"},
+    };
+    for (size_t v = 0; v < N(v2_versions); v++) {
+        struct world w;
+        world_init(&w, v2_versions[v]);
+        world_build(&w, evs, N(evs), EDGES(CHAIN("END", "LC", "P3", "P2", "P1", "START")));
+        struct map *a = state_new(&w), *b = state_new(&w);
+        const struct map_entry *e;
+        for (size_t i = 0; map_next(map_get(&w.after, STR_LIT("$LC")), &i, &e);) {
+            map_put(a, e->key, e->value);
+            map_put(b, e->key, e->value);
+        }
+        map_put(a, stateres_key(&w.arena, PL, ""), "$P2");
+        map_put(b, stateres_key(&w.arena, PL, ""), "$P2");
+        map_put(b, stateres_key(&w.arena, MEMBER, CHARLIE), "$IMC");
+        struct map *sets[] = {a, b};
+        struct map *out = resolve(&w, sets, 2);
+        expect_in(&w, out, PL, "", "P2");
+        expect_in(&w, out, MEMBER, CHARLIE, "LC");
+        world_release(&w);
+    }
+}
+
 /* Builds Alice's two topics on two forks (T1 earlier, T2 later, both
  * allowed) for the rejected/missing tests. */
 static void build_two_topics(struct world *w)
@@ -858,6 +896,7 @@ int test_stateres(void)
         cmocka_unit_test(test_mainline_sort),
         cmocka_unit_test(test_old_power_levels_replayed),
         cmocka_unit_test(test_unconflicted_passthrough),
+        cmocka_unit_test(test_unconflicted_wins),
         cmocka_unit_test(test_rejected_never_chosen),
         cmocka_unit_test(test_missing_events),
         cmocka_unit_test(test_v21_empty_start),
