@@ -107,7 +107,10 @@ int event_parse(struct arena *arena, const struct room_version *rv, json_t *pdu,
         }
     }
     long long n;
-    if (!json_get_int(pdu, "depth", &n) || n < 0 || n > JSON_MAX_SAFE_INT) {
+    /* Room versions with strict canonical JSON (v6+) bound every integer,
+     * depth included, to 2^53-1; older versions only by the parser. */
+    if (!json_get_int(pdu, "depth", &n) || n < 0 ||
+        (rv->strict_canonical_json && n > JSON_MAX_SAFE_INT)) {
         *why = "bad depth";
         return -ERR_BAD_JSON;
     }
