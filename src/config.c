@@ -24,6 +24,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
+#include "core/id.h"
 
 /* ---- loading context ---- */
 
@@ -146,56 +147,6 @@ static void get_int(struct loader *l, struct fy_node *v, const char *key, int li
 }
 
 /* ---- value validation ---- */
-
-/*
- * Checks a server name: a DNS name, an IPv4 literal or a bracketed IPv6
- * literal, with an optional port (spec appendix "Server Name").
- */
-static bool valid_server_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 255) {
-        return false;
-    }
-    const char *host_end;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close == s + 1) {
-            return false;
-        }
-        for (const char *p = s + 1; p < close; p++) {
-            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.') {
-                return false;
-            }
-        }
-        host_end = close + 1;
-    } else {
-        const char *p = s;
-        while (*p && *p != ':') {
-            if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.') {
-                return false;
-            }
-            p++;
-        }
-        if (p == s) {
-            return false;
-        }
-        host_end = p;
-    }
-    if (*host_end == '\0') {
-        return true;
-    }
-    if (*host_end != ':' || !host_end[1] || strlen(host_end + 1) > 5) {
-        return false;
-    }
-    for (const char *p = host_end + 1; *p; p++) {
-        if (!isdigit((unsigned char)*p)) {
-            return false;
-        }
-    }
-    long port = strtol(host_end + 1, NULL, 10);
-    return port >= 1 && port <= 65535;
-}
 
 /* Splits "host:port" / "[v6]:port" into host and port. */
 static bool parse_bind(const char *s, char **host, uint16_t *port)
@@ -470,7 +421,7 @@ static void load_well_known(struct loader *l, struct fy_node *m, int line, struc
         } else if (strcmp(key, "server") == 0) {
             free(c->well_known.server);
             c->well_known.server = get_opt_string(l, v, key, kl);
-            if (c->well_known.server && !valid_server_name(c->well_known.server)) {
+            if (c->well_known.server && !id_server_name_valid(c->well_known.server, strlen(c->well_known.server))) {
                 problem(l, kl, "'well_known.server' must be a host with optional port");
             }
         } else if (strcmp(key, "serve_server") == 0) {
@@ -498,7 +449,7 @@ static void load_root(struct loader *l, struct fy_node *root, struct config *c)
             problem(l, kl, "top-level keys must be strings");
         } else if (strcmp(key, "server_name") == 0) {
             char *s = get_string(l, v, key, kl);
-            if (s && !valid_server_name(s)) {
+            if (s && !id_server_name_valid(s, strlen(s))) {
                 problem(l, kl, "'server_name' must be a DNS name or IP literal with optional "
                                "port, not '%s'", s);
                 free(s);

@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "base/json.h"
+#include "core/id.h"
 
 static bool id_ok(const char *s) { return s && strlen(s) <= EVENT_MAX_ID_BYTES; }
 
@@ -36,7 +37,7 @@ static int parse_refs(struct arena *a, const struct room_version *rv, const json
         } else {
             id = json_string_value(item);
         }
-        if (!id || !id_ok(id) || id[0] != '$') {
+        if (!id || !id_event_valid(id, strlen(id))) {
             *why = name;
             return -ERR_BAD_JSON;
         }
@@ -69,7 +70,7 @@ int event_parse(struct arena *arena, const struct room_version *rv, json_t *pdu,
         }
         event_id = json_get_str(pdu, "event_id");
     }
-    if (!id_ok(event_id) || event_id[0] != '$') {
+    if (!event_id || !id_event_valid(event_id, strlen(event_id))) {
         *why = "bad event_id";
         return -ERR_BAD_JSON;
     }
@@ -81,7 +82,9 @@ int event_parse(struct arena *arena, const struct room_version *rv, json_t *pdu,
         return -ERR_BAD_JSON;
     }
     ev->sender = json_get_str(pdu, "sender");
-    if (!id_ok(ev->sender) || ev->sender[0] != '@') {
+    /* Historical user IDs are accepted over federation (spec appendix
+     * "Historical User IDs"). */
+    if (!ev->sender || !id_user_valid(ev->sender, strlen(ev->sender), false)) {
         *why = "bad sender";
         return -ERR_BAD_JSON;
     }
@@ -89,7 +92,7 @@ int event_parse(struct arena *arena, const struct room_version *rv, json_t *pdu,
     bool v12_create = rv->room_id_is_create_hash && strcmp(ev->type, "m.room.create") == 0;
     if (rid || !v12_create) {
         ev->room_id = json_string_value(rid);
-        if (!id_ok(ev->room_id) || ev->room_id[0] != '!') {
+        if (!ev->room_id || !id_room_valid(ev->room_id, strlen(ev->room_id))) {
             *why = "bad room_id";
             return -ERR_BAD_JSON;
         }
@@ -150,7 +153,7 @@ int event_parse(struct arena *arena, const struct room_version *rv, json_t *pdu,
     ev->redacts = rv->redaction >= REDACTION_V11 ? json_get_str(ev->content, "redacts")
                                                  : json_get_str(pdu, "redacts");
     if (strcmp(ev->type, "m.room.redaction") == 0 && ev->redacts &&
-        (!id_ok(ev->redacts) || ev->redacts[0] != '$')) {
+        !id_event_valid(ev->redacts, strlen(ev->redacts))) {
         *why = "bad redacts";
         return -ERR_BAD_JSON;
     }

@@ -15,6 +15,7 @@
 
 #define UNIT_GROUPS(X) \
     X(test_base)       \
+    X(test_id)         \
     X(test_config)     \
     X(test_store)      \
     X(test_router)     \
