@@ -25,6 +25,8 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "core/id.h"
+#include "core/keys.h"
+#include "core/roomver.h"
 
 /* ---- loading context ---- */
 
@@ -435,6 +437,65 @@ static void load_well_known(struct loader *l, struct fy_node *m, int line, struc
     }
 }
 
+/*
+ * old_signing_keys: {"ed25519:id": {key: "<base64 public key>", expired_ts: ms}}
+ * Published as old_verify_keys so events signed with them still verify.
+ */
+static void load_old_keys(struct loader *l, struct fy_node *m, int line, struct config *c)
+{
+    if (is_null(m)) {
+        return;
+    }
+    if (!fy_node_is_mapping(m)) {
+        problem(l, line, "'old_signing_keys' must be a mapping of key IDs");
+        return;
+    }
+    int n = fy_node_mapping_item_count(m);
+    c->old_keys = xcalloc((size_t)(n > 0 ? n : 1), sizeof(*c->old_keys));
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(m, &it))) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        struct fy_node *v = fy_node_pair_value(pair);
+        const char *key_id = fy_node_get_scalar0(k);
+        int kl = node_line(k);
+        if (!key_id || strncmp(key_id, "ed25519:", 8) != 0 || !key_id[8]) {
+            problem(l, kl, "old signing key IDs look like 'ed25519:abc'");
+            continue;
+        }
+        if (!v || !fy_node_is_mapping(v)) {
+            problem(l, kl, "'%s' must map to {key, expired_ts}", key_id);
+            continue;
+        }
+        struct config_old_key *ok = &c->old_keys[c->n_old_keys];
+        ok->key_id = xstrdup(key_id);
+        c->n_old_keys++;
+        long long ts = -1;
+        void *it2 = NULL;
+        struct fy_node_pair *p2;
+        while ((p2 = fy_node_mapping_iterate(v, &it2))) {
+            struct fy_node *k2 = fy_node_pair_key(p2);
+            const char *name = fy_node_get_scalar0(k2);
+            int l2 = node_line(k2);
+            if (name && strcmp(name, "key") == 0) {
+                set_string(&ok->key, get_string(l, fy_node_pair_value(p2), name, l2));
+                unsigned char raw[64];
+                if (ok->key && keys_b64_decode(ok->key, strlen(ok->key), raw) != 32) {
+                    problem(l, l2, "'key' must be an unpadded base64 ed25519 public key");
+                }
+            } else if (name && strcmp(name, "expired_ts") == 0) {
+                get_int(l, fy_node_pair_value(p2), name, l2, 0, 9007199254740991LL, &ts);
+            } else {
+                problem(l, l2, "unknown key 'old_signing_keys.%s.%s'", key_id, name ? name : "?");
+            }
+        }
+        if (!ok->key || ts < 0) {
+            problem(l, kl, "'%s' needs 'key' and 'expired_ts'", key_id);
+        }
+        ok->expired_ts = ts;
+    }
+}
+
 static void load_root(struct loader *l, struct fy_node *root, struct config *c)
 {
     void *it = NULL;
@@ -491,6 +552,16 @@ static void load_root(struct loader *l, struct fy_node *root, struct config *c)
                 }
                 free(s);
             }
+        } else if (strcmp(key, "default_room_version") == 0) {
+            char *s = get_string(l, v, key, kl);
+            if (s && !roomver_get(s)) {
+                problem(l, kl, "'default_room_version' must be one of 1-12, not '%s'", s);
+                free(s);
+            } else {
+                set_string(&c->default_room_version, s);
+            }
+        } else if (strcmp(key, "old_signing_keys") == 0) {
+            load_old_keys(l, v, kl, c);
         } else if (strcmp(key, "workers") == 0) {
             n = c->workers;
             get_int(l, v, key, kl, 0, 256, &n);
@@ -533,6 +604,7 @@ void config_defaults(struct config *c, const char *server_name, const char *data
     c->rate_limits.enabled = true;
     c->federation.verify_tls = true;
     c->well_known.serve_server = true;
+    c->default_room_version = xstrdup(ROOMVER_DEFAULT);
     c->log_level = LOG_INFO;
     c->workers = 0;
     c->max_request_bytes = 1024 * 1024;
@@ -629,6 +701,12 @@ void config_release(struct config *c)
     free(c->federation.extra_ca_file);
     free(c->well_known.server);
     free(c->well_known.identity_server);
+    free(c->default_room_version);
+    for (size_t i = 0; i < c->n_old_keys; i++) {
+        free(c->old_keys[i].key_id);
+        free(c->old_keys[i].key);
+    }
+    free(c->old_keys);
     memset(c, 0, sizeof(*c));
 }
 
@@ -694,6 +772,14 @@ int config_write_default(const char *path, const char *server_name, const char *
             "  serve_server: true             # answer /.well-known/matrix/server\n"
             "  server: null                   # delegation target; default: server_name\n"
             "  identity_server: null          # m.identity_server base URL for clients\n"
+            "\n"
+            "# Room version for new rooms when the client names none (1-12).\n"
+            "default_room_version: \"12\"\n"
+            "\n"
+            "# Keys this server used to sign with, published as old_verify_keys so\n"
+            "# events signed with them still verify. Example:\n"
+            "#   \"ed25519:a_old\": {key: \"<unpadded base64 public key>\", expired_ts: 1700000000000}\n"
+            "old_signing_keys: {}\n"
             "\n"
             "log_level: info                  # debug, info, warn or error\n"
             "workers: 0                       # request worker threads; 0 = one per core\n"

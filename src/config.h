@@ -39,6 +39,12 @@ struct config_db {
     char *conninfo;  /* libpq connection string */
 };
 
+struct config_old_key {
+    char *key_id;       /* "ed25519:abc" */
+    char *key;          /* unpadded base64 public key */
+    int64_t expired_ts; /* ms since the epoch when it stopped being used */
+};
+
 struct config {
     char *path;               /* the file this was loaded from */
     char *server_name;
@@ -66,6 +72,9 @@ struct config {
         char *server;          /* m.server delegation target; NULL = server_name */
         char *identity_server; /* m.identity_server base_url for clients, or NULL */
     } well_known;
+    char *default_room_version; /* for new rooms; "12" unless configured */
+    struct config_old_key *old_keys; /* keys this server signed with before */
+    size_t n_old_keys;
     int log_level;            /* enum log_level */
     int workers;              /* request worker threads; 0 = number of cores */
     size_t max_request_bytes; /* default JSON body limit */

@@ -131,3 +131,20 @@ def test_key_response_other_methods(server):
     resp = server.post(KEYS, json={})
     assert resp.status == 405, resp
     assert resp.errcode == "M_UNRECOGNIZED"
+
+
+def test_old_signing_keys_are_published(server_factory):
+    """Keys named in old_signing_keys appear in old_verify_keys with their
+    expiry, and the response still verifies with the current key."""
+    srv = server_factory(start=False)
+    old_key = nacl_signing.SigningKey.generate().verify_key
+    old_b64 = base64.b64encode(bytes(old_key)).decode().rstrip("=")
+    srv.config["old_signing_keys"] = {
+        "ed25519:old1": {"key": old_b64, "expired_ts": 1700000000000}}
+    srv.write_config()
+    srv.start()
+    body = fetch_keys(srv).json
+    assert body["old_verify_keys"] == {
+        "ed25519:old1": {"key": old_b64, "expired_ts": 1700000000000}}
+    verify_key = signedjson_key.get_verify_key(server_signing_key(srv))
+    signedjson_sign.verify_signed_json(body, srv.server_name, verify_key)

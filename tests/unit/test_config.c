@@ -74,6 +74,11 @@ static const char full[] =
     "  verify_tls: false\n"
     "  extra_ca_file: \"/path/ca.pem\"\n"
     "log_level: warn\n"
+    "default_room_version: \"10\"\n"
+    "old_signing_keys:\n"
+    "  \"ed25519:old\":\n"
+    "    key: \"XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gDh3v4nR+NA\"\n"
+    "    expired_ts: 1700000000000\n"
     "workers: 3\n";
 
 static void test_full_config(void **state)
@@ -106,6 +111,10 @@ static void test_full_config(void **state)
     assert_string_equal(c.federation.extra_ca_file, "/path/ca.pem");
     assert_int_equal(c.log_level, LOG_WARN);
     assert_int_equal(c.workers, 3);
+    assert_string_equal(c.default_room_version, "10");
+    assert_int_equal(c.n_old_keys, 1);
+    assert_string_equal(c.old_keys[0].key_id, "ed25519:old");
+    assert_int_equal(c.old_keys[0].expired_ts, 1700000000000LL);
     config_release(&c);
 }
 
@@ -122,6 +131,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.public_baseurl, "https://example.org/");
     assert_int_equal(c.n_listeners, 1);
     assert_int_equal(c.max_request_bytes, 1024 * 1024);
+    assert_string_equal(c.default_room_version, "12");
+    assert_int_equal(c.n_old_keys, 0);
     config_release(&c);
 
     /* YAML nulls mean "unset"; a quoted "null" is a string. */
@@ -158,6 +169,11 @@ static void test_bad_configs(void **state)
         {"server_name: a.org\nlog_level: loud\n", ":2: 'log_level' must be"},
         {"server_name: a.org\nfederation:\n  verify: no\n", ":3: unknown key 'federation.verify'"},
         {"public_baseurl: \"http://x/\"\n", "'server_name' is required"},
+        {"server_name: a.org\ndefault_room_version: \"13\"\n", ":2: 'default_room_version'"},
+        {"server_name: a.org\nold_signing_keys:\n  \"ed25519:x\": {key: \"c2hvcnQ\", expired_ts: 1}\n",
+         ":3: 'key' must be"},
+        {"server_name: a.org\nold_signing_keys:\n  \"rsa:x\": {key: \"a\", expired_ts: 1}\n",
+         ":3: old signing key IDs"},
         {"- just\n- a list\n", "must be a mapping"},
         {"server_name: [unclosed\n", "not a valid YAML document"},
     };

@@ -36,6 +36,15 @@ int keys_server(struct req *r)
     if (!body) {
         return req_fail(r, -ERR_UNKNOWN, NULL);
     }
+    /* Keys we signed with before (config old_signing_keys), so events and
+     * requests signed with them still verify. */
+    json_t *old = json_object_get(body, "old_verify_keys");
+    const struct config *cfg = r->srv->cfg;
+    for (size_t i = 0; i < cfg->n_old_keys; i++) {
+        json_object_set_new(old, cfg->old_keys[i].key_id,
+                            json_pack("{s:s,s:I}", "key", cfg->old_keys[i].key, "expired_ts",
+                                      (json_int_t)cfg->old_keys[i].expired_ts));
+    }
     /* Non-event objects are always signed with strict canonical JSON. */
     int rc = sign_json_add(body, key, server_name, CANONJSON_STRICT);
     struct buf out = BUF_INIT;
