@@ -34,6 +34,8 @@
 #include "svc/nonce.h"
 #include "svc/password.h"
 #include "svc/ratelimit.h"
+#include "svc/room.h"
+#include "svc/room.h"
 #include "svc/srv.h"
 #include "svc/uia.h"
 
@@ -280,6 +282,22 @@ static void srv_release(struct srv *srv)
     uia_free(srv->uia);
     ratelimit_free(srv->rl);
     nonces_free(srv->nonces);
+    rooms_free(srv->rooms);
+}
+
+/* Reads where the numeric sequences of the room service stand. */
+static int load_sequences(struct srv *srv)
+{
+    struct store_conn *db = NULL;
+    int rc = store_conn_open(srv->store, &db);
+    if (rc == 0) {
+        rc = rooms_load_sequences(srv->rooms, db);
+        store_conn_close(db);
+    }
+    if (rc) {
+        LOG_ERROR("main", "cannot read the room sequences from the database");
+    }
+    return rc;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -334,7 +352,11 @@ static int cmd_serve(int argc, char **argv)
     srv.uia = uia_new();
     srv.rl = ratelimit_new();
     srv.nonces = nonces_new();
-    rc = http_server_start(&srv, &srv.http);
+    srv.rooms = rooms_new();
+    rc = load_sequences(&srv);
+    if (rc == 0) {
+        rc = http_server_start(&srv, &srv.http);
+    }
     if (rc) {
         srv_release(&srv);
         store_close(srv.store);

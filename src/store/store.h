@@ -211,4 +211,143 @@ int store_regtoken_reserve(struct store_conn *c, const char *token, int64_t now)
 /* Moves a reservation to completed (done = true) or releases it. */
 int store_regtoken_finish(struct store_conn *c, const char *token, bool done);
 
+/* ---- rooms and events (rooms.c) ---- */
+
+/* The largest numeric IDs in use, so the server can continue the
+ * sequences it assigns under its event write lock. */
+struct store_nid_max {
+    int64_t room;
+    int64_t event;
+    int64_t snapshot;
+    int64_t stream;
+    int64_t type;
+    int64_t state_key;
+};
+int store_nids_max(struct store_conn *c, struct store_nid_max *out);
+
+enum store_intern {
+    STORE_INTERN_TYPE,      /* event_types */
+    STORE_INTERN_STATE_KEY, /* state_keys */
+};
+/* The nid of an interned string: 0 and *nid, or -ERR_NOT_FOUND. */
+int store_intern_get(struct store_conn *c, enum store_intern kind, const char *s, int64_t *nid);
+int store_intern_add(struct store_conn *c, enum store_intern kind, int64_t nid, const char *s);
+
+struct store_room {
+    int64_t nid;
+    char *room_id;
+    char *room_version;
+    int64_t created_ts;
+    bool published;
+};
+int store_room_insert(struct store_conn *c, const struct store_room *room);
+/* -ERR_NOT_FOUND when the room is unknown. */
+int store_room_get(struct store_conn *c, struct arena *arena, const char *room_id,
+                   struct store_room *out);
+int store_room_set_published(struct store_conn *c, int64_t room_nid, bool published);
+/* The room's current state snapshot (0 when none yet). */
+int store_room_head_get(struct store_conn *c, int64_t room_nid, int64_t *snapshot_nid);
+int store_room_head_set(struct store_conn *c, int64_t room_nid, int64_t snapshot_nid);
+
+struct store_event_row {
+    int64_t nid;
+    const char *event_id;
+    int64_t room_nid;
+    int64_t type_nid;
+    int64_t state_key_nid; /* 0: not a state event */
+    const char *sender;
+    int64_t depth;
+    int64_t origin_server_ts;
+    int64_t stream_ordering;
+    int64_t state_before_nid; /* 0: none */
+    bool rejected;
+    const char *json;         /* canonical PDU */
+};
+int store_event_insert(struct store_conn *c, const struct store_event_row *ev);
+int store_event_edges_add(struct store_conn *c, int64_t event_nid, const int64_t *prev,
+                          size_t n_prev, const int64_t *auth, size_t n_auth);
+/* Removes `remove` from the room's forward extremities and adds `add`. */
+int store_extremities_replace(struct store_conn *c, int64_t room_nid, const int64_t *remove,
+                              size_t n_remove, int64_t add);
+
+struct store_layer_entry {
+    int64_t type_nid;
+    int64_t state_key_nid;
+    int64_t event_nid; /* 0: the key is removed */
+};
+int store_snapshot_insert(struct store_conn *c, int64_t snapshot_nid, int64_t room_nid,
+                          int64_t parent_nid, int64_t state_size,
+                          const struct store_layer_entry *entries, size_t n);
+/* A snapshot's own layer and links. -ERR_NOT_FOUND when unknown. */
+int store_snapshot_get(struct store_conn *c, struct arena *arena, int64_t snapshot_nid,
+                       int64_t *parent_nid, int64_t *state_size,
+                       struct store_layer_entry **entries, size_t *n);
+
+/* Sets one current-state slot (membership for m.room.member, else NULL). */
+int store_current_state_put(struct store_conn *c, int64_t room_nid, int64_t type_nid,
+                            int64_t state_key_nid, int64_t event_nid, const char *membership);
+
+struct store_state_row {
+    char *type;
+    char *state_key;
+    int64_t type_nid;
+    int64_t state_key_nid;
+    int64_t event_nid;
+    char *event_id;
+    char *json;
+};
+/* The whole current state of a room with each event's JSON. */
+int store_current_state_load(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                             struct store_state_row **rows, size_t *n);
+
+struct store_ext_row {
+    int64_t event_nid;
+    char *event_id;
+    int64_t depth;
+};
+int store_extremities_load(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                           struct store_ext_row **rows, size_t *n);
+
+struct store_event {
+    int64_t nid;
+    char *event_id;
+    int64_t room_nid;
+    int64_t stream_ordering;
+    int64_t depth;
+    int64_t state_before_nid;
+    bool rejected;
+    char *redacted_by; /* NULL unless redacted */
+    char *json;
+};
+/* -ERR_NOT_FOUND when the event is unknown. */
+int store_event_get(struct store_conn *c, struct arena *arena, const char *event_id,
+                    struct store_event *out);
+/*
+ * Up to `limit` events of a room in stream order, strictly after `from`
+ * (forwards) or strictly before it (backwards, newest first), skipping
+ * rejected ones.
+ */
+int store_room_events(struct store_conn *c, struct arena *arena, int64_t room_nid, int64_t from,
+                      bool backwards, int limit, struct store_event **out, size_t *n);
+
+/* Transaction IDs of PUT /send and friends: -ERR_NOT_FOUND when unused. */
+int store_txn_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                  const char *device_id, const char *txn_id, char **event_id);
+int store_txn_put(struct store_conn *c, const char *user_id, const char *device_id,
+                  const char *txn_id, const char *event_id, int64_t ts);
+
+/* Room aliases: -ERR_CONFLICT when the alias exists. */
+int store_alias_add(struct store_conn *c, const char *alias, const char *room_id,
+                    const char *creator);
+/* -ERR_NOT_FOUND when unknown; *room_id and *creator in the arena. */
+int store_alias_get(struct store_conn *c, struct arena *arena, const char *alias, char **room_id,
+                    char **creator);
+int store_alias_delete(struct store_conn *c, const char *alias);
+int store_aliases_of_room(struct store_conn *c, struct arena *arena, const char *room_id,
+                          char ***aliases, size_t *n);
+
+/* Room IDs where `user_id`'s current membership is `membership`. */
+int store_user_rooms(struct store_conn *c, struct arena *arena, const char *user_id,
+                     const char *membership, char ***room_ids, size_t *n);
+
 #endif

@@ -18,6 +18,7 @@ struct auth_cache;
 struct cpupool;
 struct uia;
 struct ratelimit;
+struct rooms;
 struct nonces;
 
 struct srv {
@@ -29,6 +30,7 @@ struct srv {
     struct cpupool *cpu;      /* CPU-heavy work off the request workers (svc/cpupool.h) */
     struct uia *uia;          /* user-interactive auth sessions (svc/uia.h) */
     struct ratelimit *rl;     /* request rate limiting (svc/ratelimit.h) */
+    struct rooms *rooms;      /* room cache and event persistence (svc/room.h) */
     struct nonces *nonces;    /* shared-secret registration nonces (svc/nonce.h) */
     int64_t start_ts;         /* ms since the epoch */
     atomic_bool stopping;     /* set once shutdown begins */

@@ -1,0 +1,714 @@
+/*
+ * Rooms for local users (spec: Client-Server API "Rooms", "Room
+ * membership", "Sending events to a room", "Getting events for a room"):
+ * createRoom, send, state, single events, membership changes, members and
+ * /messages. Every event goes through svc/room's room_send, so it is a
+ * full, signed PDU authorised by the core's rules.
+ *
+ * Reading requires current membership for now; history visibility rules
+ * (reading as a past member, world_readable rooms) arrive with sync.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "base/err.h"
+#include "base/json.h"
+#include "config.h"
+#include "core/id.h"
+#include "core/roomver.h"
+#include "store/store.h"
+#include "svc/room.h"
+#include "svc/srv.h"
+
+#define MESSAGES_DEFAULT_LIMIT 10
+#define MESSAGES_MAX_LIMIT 1000
+
+/* ---- serving events ---- */
+
+/*
+ * The client format of a PDU (spec "ClientEvent"): the federation-only
+ * keys removed, the event ID added, unsigned.age computed.
+ */
+static json_t *client_event(const json_t *pdu, const char *event_id)
+{
+    json_t *ev = json_object();
+    static const char *const keep[] = {"type",    "content",  "sender", "origin_server_ts",
+                                       "room_id", "state_key", "redacts"};
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        json_t *v = json_object_get(pdu, keep[i]);
+        if (v) {
+            json_object_set(ev, keep[i], v);
+        }
+    }
+    json_object_set_new(ev, "event_id", json_string(event_id));
+    json_t *unsigned_ = json_object_get(pdu, "unsigned");
+    json_t *u = json_is_object(unsigned_) ? json_deep_copy(unsigned_) : json_object();
+    long long ts;
+    if (json_get_int(pdu, "origin_server_ts", &ts)) {
+        long long age = req_now_ms() - ts;
+        json_object_set_new(u, "age", json_integer(age > 0 ? age : 0));
+    }
+    json_object_set_new(ev, "unsigned", u);
+    return ev;
+}
+
+/* The event ID of a stored or cached PDU (v1/v2 carry it inline). */
+static json_t *client_state_event(struct req *r, const json_t *pdu)
+{
+    const char *id = json_get_str(pdu, "event_id");
+    return client_event(pdu, id ? id : "");
+}
+
+/* ---- access checks ---- */
+
+/* 0 when r->auth.user_id is joined to the room; otherwise the error. */
+static int require_joined(struct req *r, const char *room_id)
+{
+    const char *membership = NULL;
+    int rc = room_membership(r, room_id, r->auth.user_id, &membership);
+    if (rc == -ERR_NOT_FOUND || (rc == 0 && (!membership || strcmp(membership, "join") != 0))) {
+        return req_fail(r, -ERR_FORBIDDEN, "You are not joined to %s", room_id);
+    }
+    return rc < 0 ? req_fail(r, rc, NULL) : 0;
+}
+
+static int check_room_id(struct req *r, const char *room_id)
+{
+    if (!id_room_valid(room_id, strlen(room_id))) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'%s' is not a room ID", room_id);
+    }
+    return 0;
+}
+
+/* ---- sending ---- */
+
+static int send_state(struct req *r, const char *room_id, const char *type,
+                      const char *state_key, const json_t *content, const char **event_id)
+{
+    struct room_event_in in = {.room_id = room_id,
+                               .sender = r->auth.user_id,
+                               .type = type,
+                               .state_key = state_key,
+                               .content = content};
+    struct room_event_out out;
+    int rc = room_send(r, &in, &out);
+    if (rc == 0 && event_id) {
+        *event_id = out.event_id;
+    }
+    return rc;
+}
+
+int client_send(struct req *r)
+{
+    const char *room_id = r->param[0].p, *type = r->param[1].p, *txn = r->param[2].p;
+    int rc = check_room_id(r, room_id);
+    if (rc) {
+        return rc;
+    }
+    struct room_event_in in = {.room_id = room_id,
+                               .sender = r->auth.user_id,
+                               .type = type,
+                               .content = r->json,
+                               .txn_id = txn};
+    struct room_event_out out;
+    rc = room_send(r, &in, &out);
+    if (rc) {
+        return rc;
+    }
+    return req_json(r, 200, json_pack("{s:s}", "event_id", out.event_id));
+}
+
+int client_state_put(struct req *r)
+{
+    const char *room_id = r->param[0].p, *type = r->param[1].p;
+    const char *state_key = r->n_params > 2 ? r->param[2].p : "";
+    int rc = check_room_id(r, room_id);
+    if (rc) {
+        return rc;
+    }
+    const char *event_id = NULL;
+    rc = send_state(r, room_id, type, state_key, r->json, &event_id);
+    if (rc) {
+        return rc;
+    }
+    return req_json(r, 200, json_pack("{s:s}", "event_id", event_id));
+}
+
+/* ---- reading state and events ---- */
+
+int client_state_get(struct req *r)
+{
+    const char *room_id = r->param[0].p, *type = r->param[1].p;
+    const char *state_key = r->n_params > 2 ? r->param[2].p : "";
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = require_joined(r, room_id);
+    }
+    if (rc) {
+        return rc;
+    }
+    json_t *pdu = NULL;
+    rc = room_state_event(r, room_id, type, state_key, &pdu);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    if (!pdu) {
+        return req_fail(r, -ERR_NOT_FOUND, "No %s state with key '%s'", type, state_key);
+    }
+    json_arena(&r->arena, pdu);
+    const char *format = req_query(r, "format");
+    if (format && strcmp(format, "event") == 0) {
+        return req_json(r, 200, client_state_event(r, pdu));
+    }
+    return req_json(r, 200, json_deep_copy(json_object_get(pdu, "content")));
+}
+
+int client_state_all(struct req *r)
+{
+    const char *room_id = r->param[0].p;
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = require_joined(r, room_id);
+    }
+    if (rc) {
+        return rc;
+    }
+    json_t *pdus = NULL;
+    rc = room_state_all(r, room_id, &pdus);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_arena(&r->arena, pdus);
+    json_t *out = json_array();
+    size_t i;
+    json_t *pdu;
+    json_array_foreach(pdus, i, pdu) { json_array_append_new(out, client_state_event(r, pdu)); }
+    return req_json(r, 200, out);
+}
+
+int client_event_get(struct req *r)
+{
+    const char *room_id = r->param[0].p, *event_id = r->param[1].p;
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = require_joined(r, room_id);
+    }
+    if (rc) {
+        return rc;
+    }
+    struct store_event se;
+    struct store_room room;
+    rc = store_event_get(r->db, &r->arena, event_id, &se);
+    if (rc == 0) {
+        rc = store_room_get(r->db, &r->arena, room_id, &room);
+    }
+    if (rc == -ERR_NOT_FOUND || (rc == 0 && (se.room_nid != room.nid || se.rejected))) {
+        return req_fail(r, -ERR_NOT_FOUND, "Event not found");
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_error_t e;
+    json_t *pdu = json_arena(&r->arena, json_loads(se.json, 0, &e));
+    if (!pdu) {
+        return req_fail(r, -ERR_UNKNOWN, "Stored event is unreadable");
+    }
+    return req_json(r, 200, client_event(pdu, se.event_id));
+}
+
+/* Tokens for /messages: "s<stream ordering>". */
+static bool parse_token(const char *s, int64_t *out)
+{
+    if (!s || s[0] != 's') {
+        return false;
+    }
+    char *end;
+    long long v = strtoll(s + 1, &end, 10);
+    if (*end || end == s + 1 || v < 0) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int client_messages(struct req *r)
+{
+    const char *room_id = r->param[0].p;
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = require_joined(r, room_id);
+    }
+    if (rc) {
+        return rc;
+    }
+    const char *dir = req_query(r, "dir");
+    bool backwards = !dir || strcmp(dir, "b") == 0;
+    if (dir && strcmp(dir, "b") != 0 && strcmp(dir, "f") != 0) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'dir' must be 'b' or 'f'");
+    }
+    int64_t from = backwards ? INT64_MAX : 0;
+    const char *from_s = req_query(r, "from");
+    if (from_s && !parse_token(from_s, &from)) {
+        return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'from' token");
+    }
+    int64_t to = -1;
+    const char *to_s = req_query(r, "to");
+    if (to_s && !parse_token(to_s, &to)) {
+        return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'to' token");
+    }
+    long limit = MESSAGES_DEFAULT_LIMIT;
+    const char *limit_s = req_query(r, "limit");
+    if (limit_s) {
+        char *end;
+        limit = strtol(limit_s, &end, 10);
+        if (*end || limit < 0) {
+            return req_fail(r, -ERR_INVALID_PARAM, "'limit' must be a non-negative integer");
+        }
+        if (limit > MESSAGES_MAX_LIMIT) {
+            limit = MESSAGES_MAX_LIMIT;
+        }
+    }
+    struct store_room room;
+    rc = store_room_get(r->db, &r->arena, room_id, &room);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    struct store_event *evs = NULL;
+    size_t n = 0;
+    if (limit > 0) {
+        rc = store_room_events(r->db, &r->arena, room.nid, from, backwards, (int)limit, &evs, &n);
+        if (rc < 0) {
+            return req_fail(r, rc, NULL);
+        }
+    }
+    json_t *chunk = json_array();
+    int64_t last = from;
+    for (size_t i = 0; i < n; i++) {
+        if (to >= 0 && (backwards ? evs[i].stream_ordering <= to : evs[i].stream_ordering > to)) {
+            break;
+        }
+        json_error_t e;
+        json_t *pdu = json_loads(evs[i].json, 0, &e);
+        if (!pdu) {
+            continue;
+        }
+        json_array_append_new(chunk, client_event(pdu, evs[i].event_id));
+        json_decref(pdu);
+        last = evs[i].stream_ordering;
+    }
+    json_t *body = json_object();
+    json_object_set_new(body, "chunk", chunk);
+    json_object_set_new(body, "start",
+                        json_string(arena_printf(&r->arena, "s%lld",
+                                                 (long long)(from == INT64_MAX
+                                                                 ? rooms_stream_pos(r->srv->rooms) + 1
+                                                                 : from))));
+    /* "end" is omitted when there are no more events in this direction. */
+    if (json_array_size(chunk) == (size_t)limit && limit > 0) {
+        json_object_set_new(body, "end",
+                            json_string(arena_printf(&r->arena, "s%lld", (long long)last)));
+    }
+    return req_json(r, 200, body);
+}
+
+/* ---- membership ---- */
+
+/* Sends m.room.member for `target` with `membership` and optional reason. */
+static int set_membership(struct req *r, const char *room_id, const char *target,
+                          const char *membership, json_t *extra)
+{
+    json_t *content = json_pack("{s:s}", "membership", membership);
+    if (extra) {
+        json_object_update(content, extra);
+    }
+    const char *reason = json_get_str(r->json, "reason");
+    if (reason) {
+        json_object_set_new(content, "reason", json_string(reason));
+    }
+    if (strcmp(membership, "join") == 0 && strcmp(target, r->auth.user_id) == 0) {
+        struct store_profile p;
+        if (store_profile_get(r->db, &r->arena, target, &p) == 0) {
+            if (p.displayname) {
+                json_object_set_new(content, "displayname", json_string(p.displayname));
+            }
+            if (p.avatar_url) {
+                json_object_set_new(content, "avatar_url", json_string(p.avatar_url));
+            }
+        }
+    }
+    json_arena(&r->arena, content);
+    return send_state(r, room_id, "m.room.member", target, content, NULL);
+}
+
+/* Resolves a room ID or a local alias. */
+static int resolve_room(struct req *r, const char *id_or_alias, const char **room_id)
+{
+    if (id_or_alias[0] == '!') {
+        *room_id = id_or_alias;
+        return check_room_id(r, id_or_alias);
+    }
+    if (id_or_alias[0] != '#' || !id_alias_valid(id_or_alias, strlen(id_or_alias))) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'%s' is neither a room ID nor an alias",
+                        id_or_alias);
+    }
+    char *target = NULL;
+    int rc = store_alias_get(r->db, &r->arena, id_or_alias, &target, NULL);
+    if (rc == -ERR_NOT_FOUND) {
+        return req_fail(r, -ERR_NOT_FOUND, "Room alias %s not found", id_or_alias);
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    *room_id = target;
+    return 0;
+}
+
+int client_join(struct req *r)
+{
+    const char *room_id;
+    int rc = resolve_room(r, r->param[0].p, &room_id);
+    if (rc) {
+        return rc;
+    }
+    rc = set_membership(r, room_id, r->auth.user_id, "join", NULL);
+    if (rc) {
+        return rc;
+    }
+    return req_json(r, 200, json_pack("{s:s}", "room_id", room_id));
+}
+
+int client_leave(struct req *r)
+{
+    const char *room_id = r->param[0].p;
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = set_membership(r, room_id, r->auth.user_id, "leave", NULL);
+    }
+    return rc ? rc : req_json(r, 200, json_object());
+}
+
+/* invite, kick, ban, unban: {user_id, reason?} acting on another member. */
+static int member_action(struct req *r, const char *membership)
+{
+    const char *room_id = r->param[0].p;
+    const char *target = json_get_str(r->json, "user_id");
+    int rc = check_room_id(r, room_id);
+    if (rc) {
+        return rc;
+    }
+    if (!target) {
+        return req_fail(r, -ERR_MISSING_PARAM, "'user_id' is required");
+    }
+    if (!id_user_valid(target, strlen(target), false)) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'%s' is not a user ID", target);
+    }
+    if (strcmp(membership, "unban") == 0) {
+        const char *current = NULL;
+        rc = room_membership(r, room_id, target, &current);
+        if (rc == 0 && (!current || strcmp(current, "ban") != 0)) {
+            return req_fail(r, -ERR_FORBIDDEN, "%s is not banned", target);
+        }
+        membership = "leave";
+    } else if (strcmp(membership, "kick") == 0) {
+        membership = "leave";
+    }
+    rc = set_membership(r, room_id, target, membership, NULL);
+    return rc ? rc : req_json(r, 200, json_object());
+}
+
+int client_invite(struct req *r) { return member_action(r, "invite"); }
+int client_kick(struct req *r) { return member_action(r, "kick"); }
+int client_ban(struct req *r) { return member_action(r, "ban"); }
+int client_unban(struct req *r) { return member_action(r, "unban"); }
+
+int client_joined_rooms(struct req *r)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    int rc = store_user_rooms(r->db, &r->arena, r->auth.user_id, "join", &ids, &n);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, json_string(ids[i]));
+    }
+    return req_json(r, 200, json_pack("{s:o}", "joined_rooms", arr));
+}
+
+/* Member events of the current state, filtered per spec "GET members". */
+int client_members(struct req *r)
+{
+    const char *room_id = r->param[0].p;
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = require_joined(r, room_id);
+    }
+    if (rc) {
+        return rc;
+    }
+    const char *want = req_query(r, "membership");
+    const char *not_want = req_query(r, "not_membership");
+    json_t *pdus = NULL;
+    rc = room_state_all(r, room_id, &pdus);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_arena(&r->arena, pdus);
+    json_t *chunk = json_array();
+    size_t i;
+    json_t *pdu;
+    json_array_foreach(pdus, i, pdu)
+    {
+        const char *type = json_get_str(pdu, "type");
+        if (!type || strcmp(type, "m.room.member") != 0) {
+            continue;
+        }
+        const char *m = json_get_str(json_get_obj(pdu, "content"), "membership");
+        if (!m || (want && strcmp(m, want) != 0) || (not_want && strcmp(m, not_want) == 0)) {
+            continue;
+        }
+        json_array_append_new(chunk, client_state_event(r, pdu));
+    }
+    return req_json(r, 200, json_pack("{s:o}", "chunk", chunk));
+}
+
+int client_joined_members(struct req *r)
+{
+    const char *room_id = r->param[0].p;
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = require_joined(r, room_id);
+    }
+    if (rc) {
+        return rc;
+    }
+    json_t *pdus = NULL;
+    rc = room_state_all(r, room_id, &pdus);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_arena(&r->arena, pdus);
+    json_t *joined = json_object();
+    size_t i;
+    json_t *pdu;
+    json_array_foreach(pdus, i, pdu)
+    {
+        const char *type = json_get_str(pdu, "type");
+        const json_t *content = json_get_obj(pdu, "content");
+        const char *m = json_get_str(content, "membership");
+        const char *user = json_get_str(pdu, "state_key");
+        if (!type || strcmp(type, "m.room.member") != 0 || !m || strcmp(m, "join") != 0 ||
+            !user) {
+            continue;
+        }
+        json_t *info = json_object();
+        const char *dn = json_get_str(content, "displayname");
+        const char *av = json_get_str(content, "avatar_url");
+        if (dn) {
+            json_object_set_new(info, "display_name", json_string(dn));
+        }
+        if (av) {
+            json_object_set_new(info, "avatar_url", json_string(av));
+        }
+        json_object_set_new(joined, user, info);
+    }
+    return req_json(r, 200, json_pack("{s:o}", "joined", joined));
+}
+
+/* ---- createRoom ---- */
+
+/* The default power levels for a new room (spec "Creation", Synapse's
+ * defaults where the spec leaves them open). */
+static json_t *default_power_levels(const struct room_version *rv, const char *creator,
+                                    const json_t *invitees_100)
+{
+    json_t *users = json_object();
+    if (!rv->privileged_creators) {
+        /* v12 creators have infinite power and must not be listed. */
+        json_object_set_new(users, creator, json_integer(100));
+    }
+    if (invitees_100) {
+        size_t i;
+        json_t *u;
+        json_array_foreach(invitees_100, i, u)
+        {
+            if (json_is_string(u)) {
+                json_object_set_new(users, json_string_value(u), json_integer(100));
+            }
+        }
+    }
+    return json_pack("{s:o,s:i,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i},s:i,s:i,s:i,s:i,s:i,s:i,"
+                     "s:{s:i}}",
+                     "users", users, "users_default", 0, "events", "m.room.name", 50,
+                     "m.room.power_levels", 100, "m.room.history_visibility", 100,
+                     "m.room.canonical_alias", 50, "m.room.avatar", 50, "m.room.tombstone", 100,
+                     "m.room.server_acl", 100, "m.room.encryption", 100, "events_default", 0,
+                     "state_default", 50, "ban", 50, "kick", 50, "redact", 50, "invite", 0,
+                     "notifications", "room", 50);
+}
+
+int client_create_room(struct req *r)
+{
+    const json_t *body = r->json;
+    const struct config *cfg = r->srv->cfg;
+    const char *version = json_get_str(body, "room_version");
+    if (json_object_get(body, "room_version") && !version) {
+        return req_fail(r, -ERR_BAD_JSON, "'room_version' must be a string");
+    }
+    const struct room_version *rv = roomver_get(version ? version : cfg->default_room_version);
+    if (!rv) {
+        return req_fail(r, -ERR_UNSUPPORTED_ROOM_VERSION, "Room version %s is not supported",
+                        version);
+    }
+    const char *visibility = json_get_str(body, "visibility");
+    if (visibility && strcmp(visibility, "public") != 0 && strcmp(visibility, "private") != 0) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'visibility' must be public or private");
+    }
+    bool public_room = visibility && strcmp(visibility, "public") == 0;
+    const char *preset = json_get_str(body, "preset");
+    if (!preset) {
+        preset = public_room ? "public_chat" : "private_chat";
+    }
+    if (strcmp(preset, "public_chat") != 0 && strcmp(preset, "private_chat") != 0 &&
+        strcmp(preset, "trusted_private_chat") != 0) {
+        return req_fail(r, -ERR_INVALID_PARAM, "Unknown preset '%s'", preset);
+    }
+    const json_t *invite = json_object_get(body, "invite");
+    if (invite && !json_is_array(invite)) {
+        return req_fail(r, -ERR_BAD_JSON, "'invite' must be a list of user IDs");
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(invite, i, v)
+    {
+        if (!json_is_string(v) || !id_user_valid(json_string_value(v), json_string_length(v),
+                                                 false)) {
+            return req_fail(r, -ERR_INVALID_PARAM, "'invite' must hold user IDs");
+        }
+    }
+    const json_t *initial_state = json_object_get(body, "initial_state");
+    if (initial_state && !json_is_array(initial_state)) {
+        return req_fail(r, -ERR_BAD_JSON, "'initial_state' must be a list");
+    }
+    json_array_foreach(initial_state, i, v)
+    {
+        if (!json_is_object(v) || !json_get_str(v, "type") || !json_get_obj(v, "content")) {
+            return req_fail(r, -ERR_BAD_JSON, "Each initial_state entry needs type and content");
+        }
+    }
+    const json_t *creation = json_object_get(body, "creation_content");
+    if (creation && !json_is_object(creation)) {
+        return req_fail(r, -ERR_BAD_JSON, "'creation_content' must be an object");
+    }
+    const json_t *pl_override = json_object_get(body, "power_level_content_override");
+    if (pl_override && !json_is_object(pl_override)) {
+        return req_fail(r, -ERR_BAD_JSON, "'power_level_content_override' must be an object");
+    }
+    const char *alias_name = json_get_str(body, "room_alias_name");
+    const char *alias = NULL;
+    if (alias_name) {
+        alias = arena_printf(&r->arena, "#%s:%s", alias_name, cfg->server_name);
+        if (strchr(alias_name, ':') || !id_alias_valid(alias, strlen(alias))) {
+            return req_fail(r, -ERR_INVALID_PARAM, "Invalid room alias name");
+        }
+        char *existing = NULL;
+        if (store_alias_get(r->db, &r->arena, alias, &existing, NULL) == 0) {
+            return req_fail(r, -ERR_ROOM_IN_USE, "Room alias already taken");
+        }
+    }
+    bool is_direct = false;
+    json_get_bool(body, "is_direct", &is_direct);
+
+    /* 1. m.room.create */
+    const char *creator = r->auth.user_id;
+    const char *room_id;
+    int rc = room_create(r, rv, creator, creation, &room_id);
+    if (rc) {
+        return rc;
+    }
+    /* 2. the creator joins */
+    rc = set_membership(r, room_id, creator, "join", NULL);
+    /* 3. power levels, with the override merged over the defaults */
+    if (!rc) {
+        bool trusted = strcmp(preset, "trusted_private_chat") == 0;
+        json_t *pl = json_arena(&r->arena, default_power_levels(rv, creator,
+                                                                 trusted ? invite : NULL));
+        if (pl_override) {
+            json_object_update(pl, (json_t *)pl_override);
+        }
+        rc = send_state(r, room_id, "m.room.power_levels", "", pl, NULL);
+    }
+    /* 4. canonical alias */
+    if (!rc && alias) {
+        rc = store_alias_add(r->db, alias, room_id, creator);
+        if (rc == -ERR_CONFLICT) {
+            rc = req_fail(r, -ERR_ROOM_IN_USE, "Room alias already taken");
+        } else if (rc < 0) {
+            rc = req_fail(r, rc, NULL);
+        } else {
+            json_t *c = json_arena(&r->arena, json_pack("{s:s}", "alias", alias));
+            rc = send_state(r, room_id, "m.room.canonical_alias", "", c, NULL);
+        }
+    }
+    /* 5. the preset's join rules, history visibility and guest access */
+    if (!rc) {
+        bool pub = strcmp(preset, "public_chat") == 0;
+        json_t *jr = json_arena(&r->arena, json_pack("{s:s}", "join_rule", pub ? "public" : "invite"));
+        json_t *hv = json_arena(&r->arena, json_pack("{s:s}", "history_visibility", "shared"));
+        rc = send_state(r, room_id, "m.room.join_rules", "", jr, NULL);
+        if (!rc) {
+            rc = send_state(r, room_id, "m.room.history_visibility", "", hv, NULL);
+        }
+        if (!rc && !pub) {
+            json_t *ga = json_arena(&r->arena, json_pack("{s:s}", "guest_access", "can_join"));
+            rc = send_state(r, room_id, "m.room.guest_access", "", ga, NULL);
+        }
+    }
+    /* 6. initial_state */
+    json_array_foreach(initial_state, i, v)
+    {
+        if (rc) {
+            break;
+        }
+        const char *sk = json_get_str(v, "state_key");
+        rc = send_state(r, room_id, json_get_str(v, "type"), sk ? sk : "",
+                        json_get_obj(v, "content"), NULL);
+    }
+    /* 7. name and topic */
+    const char *name = json_get_str(body, "name");
+    if (!rc && name) {
+        json_t *c = json_arena(&r->arena, json_pack("{s:s}", "name", name));
+        rc = send_state(r, room_id, "m.room.name", "", c, NULL);
+    }
+    const char *topic = json_get_str(body, "topic");
+    if (!rc && topic) {
+        json_t *c = json_arena(&r->arena, json_pack("{s:s}", "topic", topic));
+        rc = send_state(r, room_id, "m.room.topic", "", c, NULL);
+    }
+    /* 8. invites */
+    json_array_foreach(invite, i, v)
+    {
+        if (rc) {
+            break;
+        }
+        json_t *extra = json_arena(&r->arena, json_pack("{s:b}", "is_direct", is_direct));
+        rc = set_membership(r, room_id, json_string_value(v), "invite", extra);
+    }
+    if (!rc && public_room) {
+        struct store_room row;
+        rc = store_room_get(r->db, &r->arena, room_id, &row);
+        if (rc == 0) {
+            rc = store_room_set_published(r->db, row.nid, true);
+        }
+        if (rc < 0) {
+            rc = req_fail(r, rc, NULL);
+        }
+    }
+    if (rc) {
+        return rc;
+    }
+    return req_json(r, 200, json_pack("{s:s}", "room_id", room_id));
+}

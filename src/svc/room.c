@@ -1,0 +1,889 @@
+/*
+ * The room service: room cache, event building and persistence for local
+ * senders (see room.h for the ordering rules).
+ *
+ * A cached room holds its current state as full PDUs keyed by
+ * "type\0state_key", its forward extremities and the nid of its current
+ * state snapshot. Auth checks parse the few state events they need into
+ * the request arena on demand.
+ *
+ * State snapshots follow docs/STORAGE.md: a new snapshot is a layer over
+ * the current one, merged upwards while it is at least half the size of
+ * its parent's layer, so chains stay logarithmic and nothing is stored per
+ * event beyond its one-row layer.
+ */
+#include "svc/room.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/map.h"
+#include "base/xmalloc.h"
+#include "config.h"
+#include "core/authrules.h"
+#include "core/canonjson.h"
+#include "core/event.h"
+#include "core/keys.h"
+#include "core/pdu.h"
+#include "store/store.h"
+#include "svc/srv.h"
+
+#define ROOM_MAX_PREV_EVENTS 10
+
+struct state_entry {
+    char *key;        /* "type\0state_key", heap */
+    size_t key_len;
+    const char *type; /* points into key */
+    const char *state_key;
+    int64_t type_nid;
+    int64_t sk_nid;
+    int64_t event_nid;
+    char *event_id;
+    json_t *pdu;
+};
+
+struct extremity {
+    int64_t nid;
+    char *event_id;
+    int64_t depth;
+};
+
+struct room {
+    int64_t nid;
+    char *room_id;
+    const struct room_version *rv;
+    pthread_mutex_t mu;
+    struct map state; /* key -> struct state_entry * */
+    int64_t snapshot_nid;
+    struct extremity *ext;
+    size_t n_ext;
+};
+
+struct intern_cache {
+    struct map map; /* string -> (intptr_t) nid; keys heap-owned */
+};
+
+struct rooms {
+    pthread_mutex_t map_mu;
+    struct map by_id; /* room_id -> struct room * */
+
+    pthread_mutex_t write_mu; /* serialises persistence; guards the sequences */
+    int64_t next_room, next_event, next_snapshot, next_stream, next_type, next_sk;
+    struct intern_cache types, sks;
+    _Atomic int64_t stream_pos;
+};
+
+/* ---- lifecycle ---- */
+
+struct rooms *rooms_new(void)
+{
+    struct rooms *rs = xcalloc(1, sizeof(*rs));
+    pthread_mutex_init(&rs->map_mu, NULL);
+    pthread_mutex_init(&rs->write_mu, NULL);
+    map_init(&rs->by_id);
+    map_init(&rs->types.map);
+    map_init(&rs->sks.map);
+    atomic_init(&rs->stream_pos, 0);
+    return rs;
+}
+
+static void entry_free(struct state_entry *e)
+{
+    json_decref(e->pdu);
+    free(e->key);
+    free(e->event_id);
+    free(e);
+}
+
+static void room_free(struct room *room)
+{
+    size_t i = 0;
+    const struct map_entry *me;
+    while (map_next(&room->state, &i, &me)) {
+        entry_free(me->value);
+    }
+    map_release(&room->state);
+    for (size_t k = 0; k < room->n_ext; k++) {
+        free(room->ext[k].event_id);
+    }
+    free(room->ext);
+    free(room->room_id);
+    pthread_mutex_destroy(&room->mu);
+    free(room);
+}
+
+static void intern_release(struct intern_cache *c)
+{
+    size_t i = 0;
+    const struct map_entry *me;
+    while (map_next(&c->map, &i, &me)) {
+        free((char *)me->key.p);
+    }
+    map_release(&c->map);
+}
+
+void rooms_free(struct rooms *rs)
+{
+    if (!rs) {
+        return;
+    }
+    size_t i = 0;
+    const struct map_entry *me;
+    while (map_next(&rs->by_id, &i, &me)) {
+        room_free(me->value);
+    }
+    map_release(&rs->by_id);
+    intern_release(&rs->types);
+    intern_release(&rs->sks);
+    pthread_mutex_destroy(&rs->map_mu);
+    pthread_mutex_destroy(&rs->write_mu);
+    free(rs);
+}
+
+int rooms_load_sequences(struct rooms *rs, struct store_conn *db)
+{
+    struct store_nid_max m;
+    int rc = store_nids_max(db, &m);
+    if (rc < 0) {
+        return rc;
+    }
+    rs->next_room = m.room;
+    rs->next_event = m.event;
+    rs->next_snapshot = m.snapshot;
+    rs->next_stream = m.stream;
+    rs->next_type = m.type;
+    rs->next_sk = m.state_key;
+    atomic_store(&rs->stream_pos, m.stream);
+    return 0;
+}
+
+int64_t rooms_stream_pos(struct rooms *rs) { return atomic_load(&rs->stream_pos); }
+
+/* ---- state entries ---- */
+
+static struct str make_key(struct arena *a, const char *type, const char *state_key)
+{
+    size_t tl = strlen(type), kl = strlen(state_key);
+    char *k = arena_alloc(a, tl + kl + 2);
+    memcpy(k, type, tl + 1);
+    memcpy(k + tl + 1, state_key, kl + 1);
+    return (struct str){k, tl + 1 + kl};
+}
+
+static struct state_entry *entry_new(const char *type, const char *state_key, int64_t type_nid,
+                                     int64_t sk_nid, int64_t event_nid, const char *event_id,
+                                     json_t *pdu)
+{
+    struct state_entry *e = xcalloc(1, sizeof(*e));
+    size_t tl = strlen(type), kl = strlen(state_key);
+    e->key = xmalloc(tl + kl + 2);
+    memcpy(e->key, type, tl + 1);
+    memcpy(e->key + tl + 1, state_key, kl + 1);
+    e->key_len = tl + 1 + kl;
+    e->type = e->key;
+    e->state_key = e->key + tl + 1;
+    e->type_nid = type_nid;
+    e->sk_nid = sk_nid;
+    e->event_nid = event_nid;
+    e->event_id = xstrdup(event_id);
+    e->pdu = json_incref(pdu);
+    return e;
+}
+
+/* Installs e in the room's state, replacing (and freeing) any old entry. */
+static void state_put(struct room *room, struct state_entry *e)
+{
+    struct state_entry *old = map_put(&room->state, (struct str){e->key, e->key_len}, e);
+    if (old && old != e) {
+        entry_free(old);
+    }
+}
+
+static struct state_entry *state_get(struct room *room, struct arena *a, const char *type,
+                                     const char *state_key)
+{
+    return map_get(&room->state, make_key(a, type, state_key));
+}
+
+/* ---- the room cache ---- */
+
+static int room_load(struct req *r, const char *room_id, struct room **out)
+{
+    struct store_room row;
+    int rc = store_room_get(r->db, &r->arena, room_id, &row);
+    if (rc < 0) {
+        return rc;
+    }
+    const struct room_version *rv = roomver_get(row.room_version);
+    if (!rv) {
+        LOG_ERROR("room", "%s has unknown room version %s", room_id, row.room_version);
+        return -ERR_UNSUPPORTED_ROOM_VERSION;
+    }
+    struct store_state_row *rows;
+    size_t n_rows;
+    struct store_ext_row *ext;
+    size_t n_ext;
+    int64_t head = 0;
+    rc = store_current_state_load(r->db, &r->arena, row.nid, &rows, &n_rows);
+    if (rc == 0) {
+        rc = store_extremities_load(r->db, &r->arena, row.nid, &ext, &n_ext);
+    }
+    if (rc == 0) {
+        rc = store_room_head_get(r->db, row.nid, &head);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    struct room *room = xcalloc(1, sizeof(*room));
+    pthread_mutex_init(&room->mu, NULL);
+    map_init(&room->state);
+    room->nid = row.nid;
+    room->room_id = xstrdup(room_id);
+    room->rv = rv;
+    room->snapshot_nid = head;
+    for (size_t i = 0; i < n_rows; i++) {
+        json_error_t e;
+        json_t *pdu = json_loads(rows[i].json, 0, &e);
+        if (!pdu) {
+            LOG_ERROR("room", "stored event %s is not JSON", rows[i].event_id);
+            continue;
+        }
+        state_put(room, entry_new(rows[i].type, rows[i].state_key, rows[i].type_nid,
+                                  rows[i].state_key_nid, rows[i].event_nid, rows[i].event_id,
+                                  pdu));
+        json_decref(pdu);
+    }
+    room->ext = xcalloc(n_ext ? n_ext : 1, sizeof(*room->ext));
+    for (size_t i = 0; i < n_ext; i++) {
+        room->ext[i].nid = ext[i].event_nid;
+        room->ext[i].event_id = xstrdup(ext[i].event_id);
+        room->ext[i].depth = ext[i].depth;
+    }
+    room->n_ext = n_ext;
+    *out = room;
+    return 0;
+}
+
+/* The cached room, loading it on first use. -ERR_NOT_FOUND if unknown. */
+static int room_get(struct req *r, const char *room_id, struct room **out)
+{
+    struct rooms *rs = r->srv->rooms;
+    pthread_mutex_lock(&rs->map_mu);
+    struct room *room = map_get(&rs->by_id, str_from(room_id));
+    pthread_mutex_unlock(&rs->map_mu);
+    if (room) {
+        *out = room;
+        return 0;
+    }
+    if (!r->db) {
+        return -ERR_NOT_FOUND;
+    }
+    int rc = room_load(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&rs->map_mu);
+    struct room *raced = map_get(&rs->by_id, str_from(room_id));
+    if (raced) {
+        pthread_mutex_unlock(&rs->map_mu);
+        room_free(room);
+        *out = raced;
+        return 0;
+    }
+    map_put(&rs->by_id, str_from(room->room_id), room);
+    pthread_mutex_unlock(&rs->map_mu);
+    *out = room;
+    return 0;
+}
+
+/* ---- auth state over the cache ---- */
+
+struct auth_ctx {
+    struct room *room;
+    struct req *r;
+    struct map parsed; /* key -> struct event * (request arena) */
+};
+
+static const struct event *auth_get(void *ud, const char *type, const char *state_key)
+{
+    struct auth_ctx *ctx = ud;
+    struct str key = make_key(&ctx->r->arena, type, state_key);
+    struct event *ev = map_get(&ctx->parsed, key);
+    if (ev) {
+        return ev;
+    }
+    struct state_entry *e = map_get(&ctx->room->state, key);
+    if (!e) {
+        return NULL;
+    }
+    if (event_parse(&ctx->r->arena, ctx->room->rv, e->pdu, e->event_id, &ev, NULL) != 0) {
+        LOG_WARN("room", "state event %s does not parse", e->event_id);
+        return NULL;
+    }
+    map_put(&ctx->parsed, key, ev);
+    return ev;
+}
+
+static void auth_ctx_init(struct auth_ctx *ctx, struct room *room, struct req *r)
+{
+    ctx->room = room;
+    ctx->r = r;
+    map_init(&ctx->parsed);
+}
+
+/* ---- interning ---- */
+
+struct pending_intern {
+    enum store_intern kind;
+    int64_t nid;
+    const char *s;
+};
+
+/* The nid for s, assigning a new one if needed (recorded in *pend to be
+ * cached once the transaction commits). Caller holds write_mu. */
+static int intern(struct req *r, enum store_intern kind, const char *s, int64_t *nid,
+                  struct pending_intern *pend, size_t *n_pend)
+{
+    struct rooms *rs = r->srv->rooms;
+    struct intern_cache *c = kind == STORE_INTERN_TYPE ? &rs->types : &rs->sks;
+    void *v = map_get(&c->map, str_from(s));
+    if (v) {
+        *nid = (int64_t)(intptr_t)v;
+        return 0;
+    }
+    for (size_t i = 0; i < *n_pend; i++) {
+        if (pend[i].kind == kind && strcmp(pend[i].s, s) == 0) {
+            *nid = pend[i].nid;
+            return 0;
+        }
+    }
+    int rc = store_intern_get(r->db, kind, s, nid);
+    if (rc == -ERR_NOT_FOUND) {
+        *nid = kind == STORE_INTERN_TYPE ? ++rs->next_type : ++rs->next_sk;
+        rc = store_intern_add(r->db, kind, *nid, s);
+    }
+    if (rc == 0) {
+        pend[*n_pend].kind = kind;
+        pend[*n_pend].nid = *nid;
+        pend[*n_pend].s = s;
+        (*n_pend)++;
+    }
+    return rc;
+}
+
+static void intern_publish(struct rooms *rs, const struct pending_intern *pend, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct intern_cache *c = pend[i].kind == STORE_INTERN_TYPE ? &rs->types : &rs->sks;
+        if (!map_has(&c->map, str_from(pend[i].s))) {
+            char *k = xstrdup(pend[i].s);
+            map_put(&c->map, str_from(k), (void *)(intptr_t)pend[i].nid);
+        }
+    }
+}
+
+/* ---- snapshots ---- */
+
+/*
+ * Writes the snapshot for the room's state after `delta` (one new entry):
+ * a layer over the current snapshot, merged upwards while it is at least
+ * half its parent's layer. Caller holds write_mu inside a transaction.
+ */
+static int snapshot_add(struct req *r, struct room *room, struct store_layer_entry delta,
+                        int64_t state_size, int64_t *out_nid)
+{
+    struct rooms *rs = r->srv->rooms;
+    size_t cap = 1, n = 1;
+    struct store_layer_entry *layer = ARENA_ARRAY(&r->arena, struct store_layer_entry, cap);
+    layer[0] = delta;
+    int64_t parent = room->snapshot_nid;
+    while (parent) {
+        int64_t grand, size;
+        struct store_layer_entry *pl;
+        size_t pn;
+        int rc = store_snapshot_get(r->db, &r->arena, parent, &grand, &size, &pl, &pn);
+        if (rc < 0) {
+            return rc;
+        }
+        if (n * 2 < pn) {
+            break; /* small next to the parent's layer: stack on it */
+        }
+        /* Merge: the parent's entries the new layer does not override. */
+        struct store_layer_entry *merged =
+            ARENA_ARRAY(&r->arena, struct store_layer_entry, n + pn);
+        memcpy(merged, layer, sizeof(*layer) * n);
+        size_t m = n;
+        for (size_t i = 0; i < pn; i++) {
+            bool overridden = false;
+            for (size_t j = 0; j < n && !overridden; j++) {
+                overridden = layer[j].type_nid == pl[i].type_nid &&
+                             layer[j].state_key_nid == pl[i].state_key_nid;
+            }
+            if (!overridden) {
+                merged[m++] = pl[i];
+            }
+        }
+        layer = merged;
+        n = m;
+        parent = grand;
+    }
+    if (!parent) {
+        /* A base snapshot carries no removals. */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (layer[i].event_nid) {
+                layer[k++] = layer[i];
+            }
+        }
+        n = k;
+    }
+    int64_t nid = ++rs->next_snapshot;
+    int rc = store_snapshot_insert(r->db, nid, room->nid, parent, state_size, layer, n);
+    if (rc == 0) {
+        rc = store_room_head_set(r->db, room->nid, nid);
+    }
+    *out_nid = nid;
+    return rc;
+}
+
+/* ---- building events ---- */
+
+/* [event_id, {"sha256": hash}] for v1/v2 references. */
+static json_t *v1_ref(struct req *r, const struct room_version *rv, const char *event_id,
+                      const json_t *pdu)
+{
+    unsigned char hash[PDU_HASH_BYTES];
+    char b64[64];
+    json_t *loaded = NULL;
+    if (!pdu) {
+        struct store_event se;
+        json_error_t e;
+        if (store_event_get(r->db, &r->arena, event_id, &se) == 0) {
+            loaded = json_loads(se.json, 0, &e);
+        }
+        pdu = loaded;
+    }
+    if (!pdu || pdu_reference_hash(rv, pdu, hash) != 0) {
+        json_decref(loaded);
+        return NULL;
+    }
+    json_decref(loaded);
+    keys_b64_encode(hash, sizeof(hash), b64);
+    return json_pack("[s,{s:s}]", event_id, "sha256", b64);
+}
+
+static char *v1_event_id(struct req *r)
+{
+    char *s = arena_alloc(&r->arena, 24);
+    for (int i = 0; i < 18; i++) {
+        s[i] = (char)('a' + randombytes_uniform(26));
+    }
+    s[18] = '\0';
+    return arena_printf(&r->arena, "$%s:%s", s, r->srv->cfg->server_name);
+}
+
+static const char *membership_of(const json_t *pdu)
+{
+    const char *type = json_get_str(pdu, "type");
+    if (!type || strcmp(type, "m.room.member") != 0) {
+        return NULL;
+    }
+    return json_get_str(json_get_obj(pdu, "content"), "membership");
+}
+
+/*
+ * Persists a checked event and updates the cache. Caller holds room->mu
+ * (or owns a room not yet published) and has a parsed `ev`.
+ */
+static int persist(struct req *r, struct room *room, json_t *pdu, const struct event *ev,
+                   const char *canonical, const int64_t *prev_nids, size_t n_prev,
+                   const int64_t *auth_nids, size_t n_auth, const char *txn_key,
+                   struct store_room *new_room, int64_t *stream_out)
+{
+    struct rooms *rs = r->srv->rooms;
+    struct pending_intern pend[4];
+    size_t n_pend = 0;
+    pthread_mutex_lock(&rs->write_mu);
+    int64_t saved[6] = {rs->next_room, rs->next_event, rs->next_snapshot,
+                        rs->next_stream, rs->next_type, rs->next_sk};
+    int64_t nid = ++rs->next_event;
+    int64_t stream = ++rs->next_stream;
+    int64_t type_nid = 0, sk_nid = 0, new_snapshot = 0;
+    int rc = store_begin(r->db);
+    if (rc == 0 && new_room) {
+        new_room->nid = ++rs->next_room;
+        room->nid = new_room->nid;
+        rc = store_room_insert(r->db, new_room);
+    }
+    if (rc == 0) {
+        rc = intern(r, STORE_INTERN_TYPE, ev->type, &type_nid, pend, &n_pend);
+    }
+    if (rc == 0 && ev->state_key) {
+        rc = intern(r, STORE_INTERN_STATE_KEY, ev->state_key, &sk_nid, pend, &n_pend);
+    }
+    if (rc == 0) {
+        struct store_event_row row = {
+            .nid = nid,
+            .event_id = ev->event_id,
+            .room_nid = room->nid,
+            .type_nid = type_nid,
+            .state_key_nid = sk_nid,
+            .sender = ev->sender,
+            .depth = ev->depth,
+            .origin_server_ts = ev->origin_server_ts,
+            .stream_ordering = stream,
+            .state_before_nid = room->snapshot_nid,
+            .rejected = false,
+            .json = canonical,
+        };
+        rc = store_event_insert(r->db, &row);
+    }
+    if (rc == 0) {
+        rc = store_event_edges_add(r->db, nid, prev_nids, n_prev, auth_nids, n_auth);
+    }
+    if (rc == 0) {
+        rc = store_extremities_replace(r->db, room->nid, prev_nids, n_prev, nid);
+    }
+    if (rc == 0 && ev->state_key) {
+        struct str key = make_key(&r->arena, ev->type, ev->state_key);
+        int64_t size = (int64_t)room->state.count + (map_has(&room->state, key) ? 0 : 1);
+        rc = snapshot_add(r, room, (struct store_layer_entry){type_nid, sk_nid, nid}, size,
+                          &new_snapshot);
+        if (rc == 0) {
+            rc = store_current_state_put(r->db, room->nid, type_nid, sk_nid, nid,
+                                         membership_of(pdu));
+        }
+    }
+    if (rc == 0 && txn_key) {
+        rc = store_txn_put(r->db, r->auth.user_id, r->auth.device_id, txn_key, ev->event_id,
+                           req_now_ms());
+    }
+    if (rc == 0) {
+        rc = store_commit(r->db);
+    } else {
+        store_rollback(r->db);
+    }
+    if (rc < 0) {
+        /* Nothing was written: reuse the numbers. */
+        rs->next_room = saved[0];
+        rs->next_event = saved[1];
+        rs->next_snapshot = saved[2];
+        rs->next_stream = saved[3];
+        rs->next_type = saved[4];
+        rs->next_sk = saved[5];
+        pthread_mutex_unlock(&rs->write_mu);
+        return rc;
+    }
+    intern_publish(rs, pend, n_pend);
+    atomic_store(&rs->stream_pos, stream);
+    pthread_mutex_unlock(&rs->write_mu);
+
+    /* The cache follows the database. */
+    for (size_t k = 0; k < room->n_ext; k++) {
+        free(room->ext[k].event_id);
+    }
+    room->ext = xrealloc(room->ext, sizeof(*room->ext));
+    room->ext[0] = (struct extremity){nid, xstrdup(ev->event_id), ev->depth};
+    room->n_ext = 1;
+    if (ev->state_key) {
+        state_put(room, entry_new(ev->type, ev->state_key, type_nid, sk_nid, nid, ev->event_id,
+                                  pdu));
+        room->snapshot_nid = new_snapshot;
+    }
+    *stream_out = stream;
+    return 0;
+}
+
+/*
+ * Finishes a PDU (hashes, signature, event ID), parses it, checks its size
+ * and its authorisation against the room's current state.
+ */
+static int finish_and_check(struct req *r, struct room *room, json_t *pdu,
+                            const struct event **out, char **canonical)
+{
+    const struct room_version *rv = room->rv;
+    if (pdu_sign(rv, pdu, &r->srv->key, r->srv->cfg->server_name) != 0) {
+        return req_fail(r, -ERR_BAD_JSON, "The event cannot be encoded as canonical JSON");
+    }
+    const char *event_id = NULL;
+    if (rv->event_format != EVENT_FORMAT_V1 &&
+        event_compute_id(rv, pdu, &r->arena, &event_id) != 0) {
+        return req_fail(r, -ERR_BAD_JSON, "The event cannot be hashed");
+    }
+    struct buf b = BUF_INIT;
+    int rc = canonjson_write(&b, pdu, canonjson_mode_for(rv));
+    if (rc == 0 && b.len > EVENT_MAX_BYTES) {
+        buf_release(&b);
+        return req_fail(r, -ERR_TOO_LARGE, "Event is larger than %d bytes", EVENT_MAX_BYTES);
+    }
+    if (rc != 0) {
+        buf_release(&b);
+        return req_fail(r, -ERR_BAD_JSON, "The event cannot be encoded as canonical JSON");
+    }
+    *canonical = arena_strndup(&r->arena, b.p, b.len);
+    buf_release(&b);
+    struct event *ev;
+    const char *why = NULL;
+    rc = event_parse(&r->arena, rv, pdu, event_id, &ev, &why);
+    if (rc) {
+        return req_fail(r, -ERR_BAD_JSON, "Invalid event: %s", why ? why : "malformed");
+    }
+    struct auth_ctx ctx;
+    auth_ctx_init(&ctx, room, r);
+    struct auth_state st = {auth_get, &ctx};
+    const char *reason = NULL;
+    rc = authrules_check(ev, &st, &reason);
+    map_release(&ctx.parsed);
+    if (rc) {
+        return req_fail(r, -ERR_FORBIDDEN, "%s", reason ? reason : "Not allowed by the room's rules");
+    }
+    *out = ev;
+    return 0;
+}
+
+/* ---- public ---- */
+
+int room_send(struct req *r, const struct room_event_in *in, struct room_event_out *out)
+{
+    struct room *room;
+    int rc = room_get(r, in->room_id, &room);
+    if (rc == -ERR_NOT_FOUND) {
+        return req_fail(r, -ERR_FORBIDDEN, "Unknown room %s, or you are not in it", in->room_id);
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    const struct room_version *rv = room->rv;
+    const char *txn_key =
+        in->txn_id && r->auth.device_id
+            ? arena_printf(&r->arena, "%s/%s/%s", in->room_id, in->type, in->txn_id)
+            : NULL;
+
+    pthread_mutex_lock(&room->mu);
+    if (txn_key) {
+        char *prior = NULL;
+        rc = store_txn_get(r->db, &r->arena, r->auth.user_id, r->auth.device_id, txn_key,
+                           &prior);
+        if (rc == 0) {
+            pthread_mutex_unlock(&room->mu);
+            out->event_id = prior;
+            out->stream_ordering = 0;
+            return 0;
+        }
+        if (rc != -ERR_NOT_FOUND) {
+            pthread_mutex_unlock(&room->mu);
+            return req_fail(r, rc, NULL);
+        }
+    }
+
+    json_t *pdu = json_object();
+    json_object_set_new(pdu, "room_id", json_string(room->room_id));
+    json_object_set_new(pdu, "sender", json_string(in->sender));
+    json_object_set_new(pdu, "type", json_string(in->type));
+    json_object_set_new(pdu, "content", json_deep_copy(in->content));
+    json_object_set_new(pdu, "origin_server_ts", json_integer(req_now_ms()));
+    if (in->state_key) {
+        json_object_set_new(pdu, "state_key", json_string(in->state_key));
+    }
+    if (in->redacts) {
+        /* v11 moved "redacts" into content; the top-level copy keeps older
+         * readers working and is harmless there. */
+        json_object_set_new(pdu, "redacts", json_string(in->redacts));
+        if (rv->redaction >= REDACTION_V11) {
+            json_object_set_new(json_object_get(pdu, "content"), "redacts",
+                                json_string(in->redacts));
+        }
+    }
+
+    /* prev_events: the extremities, deepest first. */
+    size_t n_prev = room->n_ext < ROOM_MAX_PREV_EVENTS ? room->n_ext : ROOM_MAX_PREV_EVENTS;
+    int64_t *prev_nids = ARENA_ARRAY(&r->arena, int64_t, n_prev ? n_prev : 1);
+    json_t *prevs = json_array();
+    int64_t depth = 0;
+    for (size_t i = 0; i < n_prev; i++) {
+        prev_nids[i] = room->ext[i].nid;
+        if (room->ext[i].depth > depth) {
+            depth = room->ext[i].depth;
+        }
+        json_t *ref = rv->event_format == EVENT_FORMAT_V1
+                          ? v1_ref(r, rv, room->ext[i].event_id, NULL)
+                          : json_string(room->ext[i].event_id);
+        if (!ref) {
+            pthread_mutex_unlock(&room->mu);
+            json_decref(prevs);
+            json_decref(pdu);
+            return req_fail(r, -ERR_UNKNOWN, "Cannot reference the previous event");
+        }
+        json_array_append_new(prevs, ref);
+    }
+    json_object_set_new(pdu, "prev_events", prevs);
+    json_object_set_new(pdu, "depth", json_integer(depth < JSON_MAX_SAFE_INT ? depth + 1 : depth));
+
+    /* auth_events: chosen from the current state (spec "Auth events selection"). */
+    const char *types[AUTHRULES_SELECTION_MAX], *keys[AUTHRULES_SELECTION_MAX];
+    size_t n_sel = authrules_selection(rv, in->type, in->state_key ? in->state_key : "",
+                                       in->sender, in->content, types, keys);
+    int64_t *auth_nids = ARENA_ARRAY(&r->arena, int64_t, AUTHRULES_SELECTION_MAX);
+    size_t n_auth = 0;
+    json_t *auths = json_array();
+    for (size_t i = 0; i < n_sel; i++) {
+        struct state_entry *e = state_get(room, &r->arena, types[i], keys[i]);
+        if (!e) {
+            continue;
+        }
+        auth_nids[n_auth++] = e->event_nid;
+        json_array_append_new(auths, rv->event_format == EVENT_FORMAT_V1
+                                         ? v1_ref(r, rv, e->event_id, e->pdu)
+                                         : json_string(e->event_id));
+    }
+    json_object_set_new(pdu, "auth_events", auths);
+    if (rv->event_format == EVENT_FORMAT_V1) {
+        json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
+    }
+
+    const struct event *ev = NULL;
+    char *canonical = NULL;
+    rc = finish_and_check(r, room, pdu, &ev, &canonical);
+    int64_t stream = 0;
+    if (rc == 0) {
+        rc = persist(r, room, pdu, ev, canonical, prev_nids, n_prev, auth_nids, n_auth, txn_key,
+                     NULL, &stream);
+        if (rc < 0) {
+            req_fail(r, rc, NULL);
+        }
+    }
+    pthread_mutex_unlock(&room->mu);
+    if (rc == 0) {
+        out->event_id = ev->event_id;
+        out->stream_ordering = stream;
+    }
+    json_arena(&r->arena, pdu);
+    return rc;
+}
+
+int room_create(struct req *r, const struct room_version *rv, const char *creator,
+                const json_t *creation_content, const char **room_id_out)
+{
+    json_t *content = creation_content ? json_deep_copy(creation_content) : json_object();
+    if (!rv->implicit_room_creator) {
+        json_object_set_new(content, "creator", json_string(creator));
+    }
+    json_object_set_new(content, "room_version", json_string(rv->id));
+
+    json_t *pdu = json_pack("{s:s,s:s,s:s,s:o,s:I,s:i,s:[],s:[]}", "type", "m.room.create",
+                            "state_key", "", "sender", creator, "content", content,
+                            "origin_server_ts", (json_int_t)req_now_ms(), "depth", 1,
+                            "prev_events", "auth_events");
+    json_arena(&r->arena, pdu);
+    const char *room_id;
+    if (!rv->room_id_is_create_hash) {
+        char local[19];
+        for (int i = 0; i < 18; i++) {
+            int c = (int)randombytes_uniform(52);
+            local[i] = (char)(c < 26 ? 'A' + c : 'a' + c - 26);
+        }
+        local[18] = '\0';
+        room_id = arena_printf(&r->arena, "!%s:%s", local, r->srv->cfg->server_name);
+        json_object_set_new(pdu, "room_id", json_string(room_id));
+    }
+    if (rv->event_format == EVENT_FORMAT_V1) {
+        json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
+    }
+
+    struct room *room = xcalloc(1, sizeof(*room));
+    pthread_mutex_init(&room->mu, NULL);
+    map_init(&room->state);
+    room->rv = rv;
+    room->ext = xcalloc(1, sizeof(*room->ext));
+
+    const struct event *ev = NULL;
+    char *canonical = NULL;
+    int rc = finish_and_check(r, room, pdu, &ev, &canonical);
+    if (rc == 0 && rv->room_id_is_create_hash &&
+        event_compute_room_id(rv, pdu, &r->arena, &room_id) != 0) {
+        rc = req_fail(r, -ERR_UNKNOWN, "Cannot derive the room ID");
+    }
+    int64_t stream = 0;
+    if (rc == 0) {
+        room->room_id = xstrdup(room_id);
+        struct store_room row = {0, (char *)room_id, (char *)rv->id, req_now_ms(), false};
+        rc = persist(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, &row, &stream);
+        if (rc < 0) {
+            req_fail(r, rc, NULL);
+        }
+    }
+    if (rc < 0) {
+        room_free(room);
+        return rc;
+    }
+    struct rooms *rs = r->srv->rooms;
+    pthread_mutex_lock(&rs->map_mu);
+    map_put(&rs->by_id, str_from(room->room_id), room);
+    pthread_mutex_unlock(&rs->map_mu);
+    *room_id_out = room_id;
+    return 0;
+}
+
+/* ---- reads ---- */
+
+int room_state_event(struct req *r, const char *room_id, const char *type,
+                     const char *state_key, json_t **out)
+{
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&room->mu);
+    struct state_entry *e = state_get(room, &r->arena, type, state_key);
+    *out = e ? json_incref(e->pdu) : NULL;
+    pthread_mutex_unlock(&room->mu);
+    return 0;
+}
+
+int room_membership(struct req *r, const char *room_id, const char *user_id,
+                    const char **membership)
+{
+    json_t *pdu = NULL;
+    int rc = room_state_event(r, room_id, "m.room.member", user_id, &pdu);
+    if (rc < 0) {
+        return rc;
+    }
+    *membership = pdu ? arena_strdup(&r->arena, membership_of(pdu) ? membership_of(pdu) : "")
+                      : NULL;
+    json_decref(pdu);
+    return 0;
+}
+
+int room_state_all(struct req *r, const char *room_id, json_t **out)
+{
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    json_t *arr = json_array();
+    pthread_mutex_lock(&room->mu);
+    size_t i = 0;
+    const struct map_entry *me;
+    while (map_next(&room->state, &i, &me)) {
+        const struct state_entry *e = me->value;
+        json_array_append(arr, e->pdu);
+    }
+    pthread_mutex_unlock(&room->mu);
+    *out = arr;
+    return 0;
+}
+
+const struct room_version *room_version_of(struct req *r, const char *room_id)
+{
+    struct room *room;
+    return room_get(r, room_id, &room) == 0 ? room->rv : NULL;
+}

@@ -1,0 +1,90 @@
+/*
+ * Rooms on this server: the in-memory room cache (current state, forward
+ * extremities, state snapshot head) and the one path by which local users'
+ * events enter a room. Every event is a full PDU from the start: built from
+ * the current state and extremities, hashed, signed, checked by the core's
+ * authorization rules, then persisted with its graph edges, state snapshot
+ * and current-state changes in one transaction.
+ *
+ * Ordering: a room's mutex serialises event creation in that room (so
+ * prev_events and depth are consistent); the server-wide write lock
+ * serialises persistence, so stream orderings become visible in order and
+ * a sync token never skips an event committed later with a lower position.
+ */
+#ifndef MYELIN_SVC_ROOM_H
+#define MYELIN_SVC_ROOM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/roomver.h"
+#include "http/req.h"
+
+struct rooms;
+struct store_conn;
+
+/* Creates the room service; rooms_load_sequences must run before use. */
+struct rooms *rooms_new(void);
+void rooms_free(struct rooms *rs);
+/* Reads the highest numeric IDs in use so new ones continue after them. */
+int rooms_load_sequences(struct rooms *rs, struct store_conn *db);
+
+/* The newest stream position made visible (events committed so far). */
+int64_t rooms_stream_pos(struct rooms *rs);
+
+/* An event a local user wants to add to a room. */
+struct room_event_in {
+    const char *room_id;
+    const char *sender;
+    const char *type;
+    const char *state_key;  /* NULL for a message-like event */
+    const json_t *content;  /* borrowed */
+    const char *redacts;    /* m.room.redaction only */
+    const char *txn_id;     /* with r->auth.device_id makes the send idempotent; may be NULL */
+};
+
+struct room_event_out {
+    const char *event_id; /* arena */
+    int64_t stream_ordering;
+};
+
+/*
+ * Builds, signs, authorises and persists an event. Returns 0, or a
+ * negative ERR_* with the Matrix error set on r: M_FORBIDDEN with the auth
+ * rule that rejected it (also for unknown rooms), M_TOO_LARGE for events
+ * over 65536 bytes. With a txn_id seen before from the same device, the
+ * earlier event ID is returned and nothing is sent.
+ */
+int room_send(struct req *r, const struct room_event_in *in, struct room_event_out *out);
+
+/*
+ * Creates a room of version `rv` with `creator` and sends its
+ * m.room.create event (content from `creation_content`, borrowed, may be
+ * NULL; "creator" added for v1-v10, "room_version" always). Returns 0 and
+ * the new room ID (arena) or a negative ERR_* with the error set.
+ */
+int room_create(struct req *r, const struct room_version *rv, const char *creator,
+                const json_t *creation_content, const char **room_id);
+
+/* ---- reading current state (from the cache) ---- */
+
+/*
+ * The current state event (full PDU, a new reference) for (type, key), or
+ * NULL. -ERR_NOT_FOUND when the room is unknown.
+ */
+int room_state_event(struct req *r, const char *room_id, const char *type,
+                     const char *state_key, json_t **out);
+
+/* The user's current membership ("join", "invite", ...) or NULL; 0 or an
+ * error (-ERR_NOT_FOUND for unknown rooms). */
+int room_membership(struct req *r, const char *room_id, const char *user_id,
+                    const char **membership);
+
+/* Every current state event (a new JSON array of PDUs). */
+int room_state_all(struct req *r, const char *room_id, json_t **out);
+
+/* The room's version, or NULL when the room is unknown here. */
+const struct room_version *room_version_of(struct req *r, const char *room_id);
+
+#endif
