@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import json
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,6 +52,8 @@ database:
   path: "{data}/myelin.db"
 signing_key_path: "{data}/signing.key"
 media_path: "{data}/media"
+registration:
+  enabled: true
 rate_limits:
   enabled: false
 log_level: warn
@@ -64,6 +68,40 @@ log_level: warn
             time.sleep(0.05)
     proc.kill()
     raise SystemExit("server did not start: " + proc.stderr.read().decode())
+
+
+def call(port, method, path, body=None, token=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/_matrix/client/v3{path}",
+                                 method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read())
+
+
+def register(port, user):
+    first = call(port, "POST", "/register", {"username": user, "password": "bench-pw"})
+    done = call(port, "POST", "/register", {"username": user, "password": "bench-pw",
+                                            "auth": {"type": "m.login.dummy",
+                                                     "session": first["session"]}})
+    return done["access_token"]
+
+
+def bench_send(build, port):
+    token = register(port, "bencher")
+    room = call(port, "POST", "/createRoom", {"preset": "public_chat"}, token)["room_id"]
+    # bench_http expands "%d" (printf), so the room ID's escapes are doubled.
+    quoted = urllib.parse.quote(room).replace("%", "%%")
+    path = f"/_matrix/client/v3/rooms/{quoted}/send/m.room.message/txn%d"
+    body = json.dumps({"msgtype": "m.text", "body": "hello from the benchmark"})
+    http = f"{build}/bench/bench_http"
+    for conns, reqs in ((1, 2000), (50, 100)):
+        subprocess.run([http, "127.0.0.1", str(port), "PUT", path, str(conns), str(reqs),
+                        body, token], check=False)
 
 
 def main():
@@ -82,6 +120,7 @@ def main():
                                 str(conns), str(reqs)], check=False)
             subprocess.run([http, "127.0.0.1", str(port), "GET", "/_matrix/federation/v1/version",
                             "1", "5000"], check=False)
+            bench_send(build, port)
             print(f"RSS after load: {rss_kib(proc.pid) / 1024:.1f} MiB")
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -25,6 +25,7 @@
 #include "base/err.h"
 #include "base/json.h"
 #include "core/canonjson.h"
+#include "core/id.h"
 #include "core/keys.h"
 #include "core/sign.h"
 
@@ -452,7 +453,10 @@ static int check_create(const struct event *ev, const char **reason)
                 return deny(reason, "additional_creators is not an array");
             }
             for (size_t i = 0; i < json_array_size(extra); i++) {
-                if (!user_id_valid(json_string_value(json_array_get(extra, i)))) {
+                /* "the same user ID validation applied to sender": event_parse
+                 * accepts historical user IDs as senders. */
+                const char *id = json_string_value(json_array_get(extra, i));
+                if (!id || !id_user_valid(id, strlen(id), false)) {
                     return deny(reason, "additional_creators holds an invalid user ID");
                 }
             }

@@ -942,15 +942,15 @@ static int resolve_v2(struct resolver *r, struct map *out)
     mainline_sort(r, &rest);
     iterative_auth_checks(r, rest.v, rest.n);
 
-    /* Step 5: the unconflicted state map wins over what was resolved. */
+    /* Step 5: the resolved state, with every key of the unconflicted state
+     * map replaced by its unconflicted event. The resolved state may hold
+     * keys no input set has (auth difference events); they stay. */
+    for (size_t it = 0; map_next(&r->resolved, &it, &e);) {
+        map_put(out, e->key, (void *)r->nodes[(uintptr_t)e->value - 1].id);
+    }
     for (size_t it = 0; map_next(r->sets[0], &it, &e);) {
         if (!map_has(&r->conflicted, e->key)) {
             map_put(out, e->key, e->value);
-        }
-    }
-    for (size_t it = 0; map_next(&r->resolved, &it, &e);) {
-        if (map_has(&r->conflicted, e->key)) {
-            map_put(out, e->key, (void *)r->nodes[(uintptr_t)e->value - 1].id);
         }
     }
 

@@ -159,9 +159,14 @@ static int challenge(struct req *r, const struct uia_flow *flows, size_t n_flows
 
 /* Copies the session for use outside the lock (only the fields the
  * challenge needs). */
-static void snapshot(const struct session *s, struct session *out)
+/* Copies the session for use after the lock is released: owned strings go
+ * to the request arena, since another thread may free the session. */
+static void snapshot(struct arena *a, const struct session *s, struct session *out)
 {
     *out = *s;
+    out->kind = s->kind ? arena_strdup(a, s->kind) : NULL;
+    out->user_id = s->user_id ? arena_strdup(a, s->user_id) : NULL;
+    out->regtoken = s->regtoken ? arena_strdup(a, s->regtoken) : NULL;
 }
 
 /* The user named by an m.login.password auth dict, as a full user ID. */
@@ -218,7 +223,7 @@ int uia_check(struct req *r, const char *kind, const struct uia_flow *flows, siz
      * it, to that account: another user cannot ride on it. */
     bool kind_ok = strcmp(s->kind, kind) == 0 &&
                    (!s->user_id || !user_id || strcmp(s->user_id, user_id) == 0);
-    snapshot(s, &snap);
+    snapshot(&r->arena, s, &snap);
     pthread_mutex_unlock(&u->mu);
     if (expired) {
         for (char **t = expired; *t; t++) {
@@ -319,7 +324,7 @@ int uia_check(struct req *r, const char *kind, const struct uia_flow *flows, siz
             reserved = NULL;
         }
     }
-    snapshot(s, &snap);
+    snapshot(&r->arena, s, &snap);
     pthread_mutex_unlock(&u->mu);
     free(reserved);
 

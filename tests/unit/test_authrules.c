@@ -312,6 +312,22 @@ static void test_create_v12(void **state)
     REJECTED(r, e, "create event has a room_id");
 }
 
+/*
+ * v12 1.4: "each string passes the same user ID validation applied to
+ * sender". Senders may be historical user IDs (any localpart without ':'
+ * or NUL, even empty; appendix "Historical User IDs"), so such an
+ * additional creator must not reject the create event.
+ */
+static void test_create_v12_historical_creators(void **state)
+{
+    struct room *r = *state;
+    room_create(r, "12", "{\"additional_creators\":[\"@b b:b.example\",\"@:c.example\"]}");
+    ALLOWED(r, r->create);
+    /* the same IDs are fine as senders */
+    struct event *e = mk_prev(r, "$c1:a.example", "m.room.create", "@b b:b.example", "", "{}", NULL);
+    ALLOWED(r, e);
+}
+
 /* v12 rule 2: the room ID must name an accepted create event. */
 static void test_room_id_is_create_v12(void **state)
 {
@@ -1082,6 +1098,7 @@ int test_authrules(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, room_setup, room_teardown)
         T(test_create),
         T(test_create_v12),
+        T(test_create_v12_historical_creators),
         T(test_room_id_is_create_v12),
         T(test_auth_events),
         cmocka_unit_test(test_selection),

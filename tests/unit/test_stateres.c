@@ -641,6 +641,45 @@ static void test_unconflicted_wins(void **state)
     }
 }
 
+/*
+ * Step 4 builds the resolved state; step 5 only overrides it with the
+ * unconflicted state map. A key the iterative checks resolve from the auth
+ * difference stays in the result even when no input set holds it: here
+ * neither set has a power levels event (an earlier resolution dropped it),
+ * but Charlie's leave brings P1-P3 in, and P3 ends up the power levels.
+ */
+static void test_resolved_key_outside_sets(void **state)
+{
+    (void)state;
+    static const struct sev evs[] = {
+        {"P1", PL, "", ALICE, "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50}}"},
+        {"P2", PL, "", CHARLIE,
+         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 10}}"},
+        {"P3", PL, "", CHARLIE,
+         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 20}}"},
+        {"LC", MEMBER, CHARLIE, CHARLIE, "{\"membership\": \"leave\"}"},
+    };
+    for (size_t v = 0; v < N(v2_versions); v++) {
+        struct world w;
+        world_init(&w, v2_versions[v]);
+        world_build(&w, evs, N(evs), EDGES(CHAIN("END", "LC", "P3", "P2", "P1", "START")));
+        struct map *a = state_new(&w), *b = state_new(&w);
+        const struct map_entry *e;
+        for (size_t i = 0; map_next(map_get(&w.after, STR_LIT("$LC")), &i, &e);) {
+            map_put(a, e->key, e->value);
+            map_put(b, e->key, e->value);
+        }
+        map_del(a, stateres_key(&w.arena, PL, ""));
+        map_del(b, stateres_key(&w.arena, PL, ""));
+        map_put(b, stateres_key(&w.arena, MEMBER, CHARLIE), "$IMC");
+        struct map *sets[] = {a, b};
+        struct map *out = resolve(&w, sets, 2);
+        expect_in(&w, out, MEMBER, CHARLIE, "LC");
+        expect_in(&w, out, PL, "", "P3");
+        world_release(&w);
+    }
+}
+
 /* Builds Alice's two topics on two forks (T1 earlier, T2 later, both
  * allowed) for the rejected/missing tests. */
 static void build_two_topics(struct world *w)
@@ -897,6 +936,7 @@ int test_stateres(void)
         cmocka_unit_test(test_old_power_levels_replayed),
         cmocka_unit_test(test_unconflicted_passthrough),
         cmocka_unit_test(test_unconflicted_wins),
+        cmocka_unit_test(test_resolved_key_outside_sets),
         cmocka_unit_test(test_rejected_never_chosen),
         cmocka_unit_test(test_missing_events),
         cmocka_unit_test(test_v21_empty_start),

@@ -25,7 +25,8 @@
     X(test_sign)       \
     X(test_redact)     \
     X(test_authrules)  \
-    X(test_stateres)
+    X(test_stateres)   \
+    X(test_nonce)
 
 #define UNIT_DECLARE(name) int name(void);
 UNIT_GROUPS(UNIT_DECLARE)

@@ -217,7 +217,7 @@ int client_register(struct req *r)
 
     const char *username, *password, *device_id, *display_name;
     bool inhibit_login, refresh;
-    int rc = client__opt_string(r, "username", ID_MAX_LEN, &username);
+    int rc = client__opt_string(r, "username", 4 * ID_MAX_LEN, &username);
     if (!rc) {
         rc = client__opt_string(r, "password", PASSWORD_MAX_BYTES, &password);
     }
@@ -414,7 +414,7 @@ int client_login(struct req *r)
     if (strcmp(type, "m.login.password") != 0) {
         return req_fail(r, -ERR_BAD_REQUEST, "Unknown login type %s", type);
     }
-    char *user_id;
+    char *user_id = NULL;
     int rc = login_user(r, &user_id);
     if (rc) {
         return rc;

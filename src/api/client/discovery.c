@@ -13,9 +13,21 @@
 #include "svc/srv.h"
 
 /*
- * Spec versions advertised to clients. Clients refuse a server that lists
- * none of v1.1-v1.9; listing v1.11 would switch them to authenticated
- * media, so that entry waits for the media repository.
+ * Spec versions advertised to clients. A version is listed only when the
+ * features clients switch on for it are present, since clients take the
+ * list as a promise:
+ *  - Clients refuse a server that lists none of v1.1-v1.9, the baseline
+ *    kept here. The account features of those versions are all served:
+ *    registration with dummy and registration-token UIA (v1.2), refresh
+ *    tokens (v1.3), password change with logout_devices, deactivation,
+ *    devices, profiles, capabilities, whoami with device_id and is_guest,
+ *    and the third-party identifier endpoints answering "unsupported"
+ *    (m.3pid_changes false).
+ *  - v1.10 and v1.11 wait for the media repository: listing v1.11 makes
+ *    clients use authenticated media (/_matrix/client/v1/media).
+ *  - Custom profile fields (v1.16) are served but cannot be advertised by
+ *    version before v1.10-v1.15 are complete; m.profile_fields in
+ *    /capabilities tells clients about them meanwhile.
  */
 static const char *const spec_versions[] = {
     "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9",

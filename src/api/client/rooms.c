@@ -367,7 +367,7 @@ static int resolve_room(struct req *r, const char *id_or_alias, const char **roo
 
 int client_join(struct req *r)
 {
-    const char *room_id;
+    const char *room_id = NULL;
     int rc = resolve_room(r, r->param[0].p, &room_id);
     if (rc) {
         return rc;
