@@ -101,15 +101,20 @@ static json_t *redact_content(enum redaction_rules rules, const char *type, cons
     }
     /*
      * v11 (MSC3821): a member event keeps the `signed` key of
-     * third_party_invite and nothing else of it. Without a `signed` object
-     * there is nothing to keep, so third_party_invite goes entirely.
+     * third_party_invite and nothing else of it. The spec does not say what
+     * happens to a third_party_invite object without `signed`; deployed
+     * servers keep it as an empty object, and since this changes event IDs
+     * we do the same.
      */
     if (rules >= REDACTION_V11 && strcmp(type, "m.room.member") == 0) {
         const json_t *tpi = json_object_get(content, "third_party_invite");
-        json_t *signed_ = json_object_get(tpi, "signed");
-        if (json_is_object(tpi) && signed_) {
-            json_object_set_new(out, "third_party_invite",
-                                json_pack("{s:o}", "signed", json_deep_copy(signed_)));
+        if (json_is_object(tpi)) {
+            json_t *kept = json_object();
+            json_t *signed_ = json_object_get(tpi, "signed");
+            if (signed_) {
+                json_object_set_new(kept, "signed", json_deep_copy(signed_));
+            }
+            json_object_set_new(out, "third_party_invite", kept);
         }
     }
     return out;

@@ -324,7 +324,8 @@ static void test_create_v12_historical_creators(void **state)
     room_create(r, "12", "{\"additional_creators\":[\"@b b:b.example\",\"@:c.example\"]}");
     ALLOWED(r, r->create);
     /* the same IDs are fine as senders */
-    struct event *e = mk_prev(r, "$c1:a.example", "m.room.create", "@b b:b.example", "", "{}", NULL);
+    struct event *e =
+        mk_prev(r, "$c1:a.example", "m.room.create", "@b b:b.example", "", "{}", NULL);
     ALLOWED(r, e);
 }
 
