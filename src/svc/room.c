@@ -660,6 +660,12 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
+    if (strcmp(in->type, "m.room.create") == 0) {
+        /* Auth rule 1.1 of every version: a create event with prev_events
+         * is rejected. Said here, before v12's event format check would
+         * call it bad JSON. */
+        return req_fail(r, -ERR_FORBIDDEN, "The room already has a create event");
+    }
     const struct room_version *rv = room->rv;
     const char *txn_key =
         in->txn_id && r->auth.device_id
@@ -833,6 +839,18 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
 
 /* ---- reads ---- */
 
+/*
+ * A shallow copy of a cached PDU with "event_id" set: from room version 3
+ * on the ID is not part of the PDU, and readers need it. The nested values
+ * stay shared with the cache, which never modifies them.
+ */
+static json_t *pdu_with_id(const struct state_entry *e)
+{
+    json_t *c = json_copy(e->pdu);
+    json_object_set_new(c, "event_id", json_string(e->event_id));
+    return c;
+}
+
 int room_state_event(struct req *r, const char *room_id, const char *type,
                      const char *state_key, json_t **out)
 {
@@ -843,7 +861,7 @@ int room_state_event(struct req *r, const char *room_id, const char *type,
     }
     pthread_mutex_lock(&room->mu);
     struct state_entry *e = state_get(room, &r->arena, type, state_key);
-    *out = e ? json_incref(e->pdu) : NULL;
+    *out = e ? pdu_with_id(e) : NULL;
     pthread_mutex_unlock(&room->mu);
     return 0;
 }
@@ -875,7 +893,7 @@ int room_state_all(struct req *r, const char *room_id, json_t **out)
     const struct map_entry *me;
     while (map_next(&room->state, &i, &me)) {
         const struct state_entry *e = me->value;
-        json_array_append(arr, e->pdu);
+        json_array_append_new(arr, pdu_with_id(e));
     }
     pthread_mutex_unlock(&room->mu);
     *out = arr;

@@ -70,8 +70,9 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
 /* ---- reading current state (from the cache) ---- */
 
 /*
- * The current state event (full PDU, a new reference) for (type, key), or
- * NULL. -ERR_NOT_FOUND when the room is unknown.
+ * The current state event for (type, key), or NULL: the full PDU with
+ * "event_id" added (a new reference; nested values are shared with the
+ * cache and must not be modified). -ERR_NOT_FOUND when the room is unknown.
  */
 int room_state_event(struct req *r, const char *room_id, const char *type,
                      const char *state_key, json_t **out);
@@ -81,7 +82,8 @@ int room_state_event(struct req *r, const char *room_id, const char *type,
 int room_membership(struct req *r, const char *room_id, const char *user_id,
                     const char **membership);
 
-/* Every current state event (a new JSON array of PDUs). */
+/* Every current state event (a new JSON array of PDUs with "event_id",
+ * as room_state_event gives them). */
 int room_state_all(struct req *r, const char *room_id, json_t **out);
 
 /* The room's version, or NULL when the room is unknown here. */

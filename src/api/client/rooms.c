@@ -43,6 +43,12 @@ static json_t *client_event(const json_t *pdu, const char *event_id)
         }
     }
     json_object_set_new(ev, "event_id", json_string(event_id));
+    if (!json_object_get(ev, "room_id") && event_id[0] == '$') {
+        /* v12: the create event has no room_id; the room ID is its event
+         * ID with the sigil "!" (rooms/v12 "Room IDs"). ClientEvent
+         * requires room_id. */
+        json_object_set_new(ev, "room_id", json_sprintf("!%s", event_id + 1));
+    }
     json_t *unsigned_ = json_object_get(pdu, "unsigned");
     json_t *u = json_is_object(unsigned_) ? json_deep_copy(unsigned_) : json_object();
     long long ts;
@@ -54,7 +60,8 @@ static json_t *client_event(const json_t *pdu, const char *event_id)
     return ev;
 }
 
-/* The event ID of a stored or cached PDU (v1/v2 carry it inline). */
+/* The client format of a current-state PDU from svc/room, which carries
+ * its "event_id" (inline in v1/v2, added by the room service after). */
 static json_t *client_state_event(struct req *r, const json_t *pdu)
 {
     const char *id = json_get_str(pdu, "event_id");
@@ -218,7 +225,14 @@ int client_event_get(struct req *r)
     return req_json(r, 200, client_event(pdu, se.event_id));
 }
 
-/* Tokens for /messages: "s<stream ordering>". */
+/*
+ * Tokens for /messages: "s<N>" is the position just after the event with
+ * stream ordering N. Paging backwards from it returns N, N-1, ...; paging
+ * forwards returns N+1, N+2, ... So the "end" of one page, used as "from"
+ * in the opposite direction, returns that page again, and "start" of a
+ * backwards page from now, paged forwards, returns what was sent since.
+ * An empty token counts as absent (as Synapse does; nio sends from=).
+ */
 static bool parse_token(const char *s, int64_t *out)
 {
     if (!s || s[0] != 's') {
@@ -248,14 +262,14 @@ int client_messages(struct req *r)
     if (dir && strcmp(dir, "b") != 0 && strcmp(dir, "f") != 0) {
         return req_fail(r, -ERR_INVALID_PARAM, "'dir' must be 'b' or 'f'");
     }
-    int64_t from = backwards ? INT64_MAX : 0;
+    int64_t from = backwards ? rooms_stream_pos(r->srv->rooms) : 0;
     const char *from_s = req_query(r, "from");
-    if (from_s && !parse_token(from_s, &from)) {
+    if (from_s && *from_s && !parse_token(from_s, &from)) {
         return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'from' token");
     }
     int64_t to = -1;
     const char *to_s = req_query(r, "to");
-    if (to_s && !parse_token(to_s, &to)) {
+    if (to_s && *to_s && !parse_token(to_s, &to)) {
         return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'to' token");
     }
     long limit = MESSAGES_DEFAULT_LIMIT;
@@ -278,7 +292,10 @@ int client_messages(struct req *r)
     struct store_event *evs = NULL;
     size_t n = 0;
     if (limit > 0) {
-        rc = store_room_events(r->db, &r->arena, room.nid, from, backwards, (int)limit, &evs, &n);
+        /* The store reads strictly before or after its bound. */
+        int64_t bound = backwards ? (from < INT64_MAX ? from + 1 : from) : from;
+        rc = store_room_events(r->db, &r->arena, room.nid, bound, backwards, (int)limit, &evs,
+                               &n);
         if (rc < 0) {
             return req_fail(r, rc, NULL);
         }
@@ -301,14 +318,12 @@ int client_messages(struct req *r)
     json_t *body = json_object();
     json_object_set_new(body, "chunk", chunk);
     json_object_set_new(body, "start",
-                        json_string(arena_printf(&r->arena, "s%lld",
-                                                 (long long)(from == INT64_MAX
-                                                                 ? rooms_stream_pos(r->srv->rooms) + 1
-                                                                 : from))));
+                        json_string(arena_printf(&r->arena, "s%lld", (long long)from)));
     /* "end" is omitted when there are no more events in this direction. */
     if (json_array_size(chunk) == (size_t)limit && limit > 0) {
-        json_object_set_new(body, "end",
-                            json_string(arena_printf(&r->arena, "s%lld", (long long)last)));
+        json_object_set_new(body, "end", json_string(arena_printf(
+                                             &r->arena, "s%lld",
+                                             (long long)(backwards ? last - 1 : last))));
     }
     return req_json(r, 200, body);
 }
@@ -540,14 +555,52 @@ static json_t *default_power_levels(const struct room_version *rv, const char *c
             }
         }
     }
+    /* v12: the tombstone level must be explicitly above state_default (spec
+     * "createRoom", step 3); 150 as in the spec's example and Synapse keeps
+     * upgrades with the creators rather than PL 100 admins. */
+    int tombstone = rv->privileged_creators ? 150 : 100;
     return json_pack("{s:o,s:i,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i},s:i,s:i,s:i,s:i,s:i,s:i,"
                      "s:{s:i}}",
                      "users", users, "users_default", 0, "events", "m.room.name", 50,
                      "m.room.power_levels", 100, "m.room.history_visibility", 100,
-                     "m.room.canonical_alias", 50, "m.room.avatar", 50, "m.room.tombstone", 100,
-                     "m.room.server_acl", 100, "m.room.encryption", 100, "events_default", 0,
+                     "m.room.canonical_alias", 50, "m.room.avatar", 50, "m.room.tombstone",
+                     tombstone, "m.room.server_acl", 100, "m.room.encryption", 100, "events_default", 0,
                      "state_default", 50, "ban", 50, "kick", 50, "redact", 50, "invite", 0,
                      "notifications", "room", 50);
+}
+
+/*
+ * Room version 12, preset trusted_private_chat: the creation content with
+ * the invitees merged into "additional_creators", deduplicated and without
+ * the creator (spec "createRoom", creation_content; MSC4289). A present but
+ * malformed "additional_creators" is left for the auth rules to reject.
+ */
+static const json_t *trusted_creators(struct req *r, const json_t *creation,
+                                      const char *creator, const json_t *invite)
+{
+    json_t *c = json_arena(&r->arena, creation ? json_deep_copy(creation) : json_object());
+    json_t *extra = json_object_get(c, "additional_creators");
+    if (!extra) {
+        extra = json_array();
+        json_object_set_new(c, "additional_creators", extra);
+    }
+    if (!json_is_array(extra)) {
+        return c;
+    }
+    size_t i, k;
+    json_t *u, *have;
+    json_array_foreach(invite, i, u)
+    {
+        bool dup = strcmp(json_string_value(u), creator) == 0;
+        json_array_foreach(extra, k, have)
+        {
+            dup = dup || json_equal(have, u);
+        }
+        if (!dup) {
+            json_array_append(extra, u);
+        }
+    }
+    return c;
 }
 
 int client_create_room(struct req *r)
@@ -621,9 +674,13 @@ int client_create_room(struct req *r)
     }
     bool is_direct = false;
     json_get_bool(body, "is_direct", &is_direct);
+    bool trusted = strcmp(preset, "trusted_private_chat") == 0;
+    const char *creator = r->auth.user_id;
+    if (trusted && rv->privileged_creators && json_array_size(invite) > 0) {
+        creation = trusted_creators(r, creation, creator, invite);
+    }
 
     /* 1. m.room.create */
-    const char *creator = r->auth.user_id;
     const char *room_id;
     int rc = room_create(r, rv, creator, creation, &room_id);
     if (rc) {
@@ -633,9 +690,10 @@ int client_create_room(struct req *r)
     rc = set_membership(r, room_id, creator, "join", NULL);
     /* 3. power levels, with the override merged over the defaults */
     if (!rc) {
-        bool trusted = strcmp(preset, "trusted_private_chat") == 0;
+        /* v12 trusted invitees are additional creators, never listed in users. */
+        bool invitees_100 = trusted && !rv->privileged_creators;
         json_t *pl = json_arena(&r->arena, default_power_levels(rv, creator,
-                                                                 trusted ? invite : NULL));
+                                                                 invitees_100 ? invite : NULL));
         if (pl_override) {
             json_object_update(pl, (json_t *)pl_override);
         }
