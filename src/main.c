@@ -282,6 +282,7 @@ static void srv_release(struct srv *srv)
     uia_free(srv->uia);
     ratelimit_free(srv->rl);
     nonces_free(srv->nonces);
+    rooms_stop(srv->rooms);
     rooms_free(srv->rooms);
 }
 
@@ -355,6 +356,9 @@ static int cmd_serve(int argc, char **argv)
     srv.rooms = rooms_new();
     rc = load_sequences(&srv);
     if (rc == 0) {
+        rc = rooms_start(srv.rooms, srv.store);
+    }
+    if (rc == 0) {
         rc = http_server_start(&srv, &srv.http);
     }
     if (rc) {
@@ -373,6 +377,7 @@ static int cmd_serve(int argc, char **argv)
     LOG_INFO("main", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.stopping, true);
     http_server_stop(srv.http, SHUTDOWN_GRACE_MS);
+    rooms_stop(srv.rooms);
     srv_release(&srv);
     store_close(srv.store);
     keys_wipe(&srv.key);

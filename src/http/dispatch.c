@@ -17,6 +17,7 @@
 #include "http/router.h"
 #include "svc/auth.h"
 #include "svc/ratelimit.h"
+#include "svc/room.h"
 #include "svc/srv.h"
 
 size_t dispatch_body_limit(const struct req *r)
@@ -103,10 +104,21 @@ static int parse_body(struct req *r)
 }
 
 /* Renders the outcome of a handler or continuation. */
+/* Continuation that keeps the response the handler already set. */
+static int keep_response(struct req *r) { return r->status ? 0 : -ERR_UNKNOWN; }
+
 static int finish(struct req *r, int rc)
 {
     if (rc == REQ_PARKED) {
         return REQ_PARKED;
+    }
+    if (r->room_job) {
+        /* Events this request queued point into its arena: it may not
+         * answer (and be freed) before they are written, even on error. */
+        rc = room_wait_durable(r, keep_response);
+        if (rc == REQ_PARKED) {
+            return REQ_PARKED;
+        }
     }
     if (rc < 0 && r->status == 0) {
         req_fail(r, rc, NULL);

@@ -99,6 +99,9 @@ struct req {
         char *hash; /* PW_HASHED: the argon2id string (arena) */
     } pw;
 
+    void *room_job;      /* the last event this request queued (svc/room) */
+    const char *result;  /* a value a continuation answers with */
+
     /* Owned by the HTTP layer. */
     void *conn;                 /* the MHD connection, NULL when dispatched locally */
     void *listener;

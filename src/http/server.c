@@ -135,8 +135,10 @@ static void *worker_main(void *arg)
         } else {
             rc = dispatch_run(r);
         }
-        r->db = NULL;
+        /* A parked request may already be running elsewhere (continued or
+         * completed by another thread): do not touch it any more. */
         if (rc != REQ_PARKED) {
+            r->db = NULL;
             resume(r);
         }
     }

@@ -53,6 +53,7 @@ struct extremity {
     int64_t nid;
     char *event_id;
     int64_t depth;
+    json_t *pdu; /* kept for v1/v2 reference hashes; NULL when loaded */
 };
 
 struct room {
@@ -64,20 +65,84 @@ struct room {
     int64_t snapshot_nid;
     struct extremity *ext;
     size_t n_ext;
+    struct map pending_txns; /* txn key -> event ID (heap) of uncommitted sends */
+    bool poisoned;           /* a write failed: the cache no longer matches the database */
 };
+
+struct pending_txn {
+    char *key;      /* room/type/txn */
+    char *event_id;
+};
+
+/* The pending map's key: transaction IDs are per user and device. */
+static const char *pending_key(struct arena *a, const char *user, const char *device,
+                               const char *txn_key)
+{
+    return arena_printf(a, "%s|%s|%s", user, device, txn_key);
+}
+
+static void pending_txn_free(struct pending_txn *p)
+{
+    if (p) {
+        free(p->key);
+        free(p->event_id);
+        free(p);
+    }
+}
 
 struct intern_cache {
     struct map map; /* string -> (intptr_t) nid; keys heap-owned */
 };
 
+struct write_job;
+
 struct rooms {
     pthread_mutex_t map_mu;
-    struct map by_id; /* room_id -> struct room * */
+    struct map by_id;       /* room_id -> struct room * */
+    struct room **graveyard; /* poisoned rooms, freed at shutdown */
+    size_t n_graveyard;
 
-    pthread_mutex_t write_mu; /* serialises persistence; guards the sequences */
-    int64_t next_room, next_event, next_snapshot, next_stream, next_type, next_sk;
-    struct intern_cache types, sks;
+    /* The event writer (group commit): write_mu guards the sequences and
+     * the queue; jobs are queued in stream order and committed in batches
+     * by one thread on its own connection. */
+    pthread_mutex_t write_mu;
+    pthread_cond_t write_cv;
+    int64_t next_room, next_event, next_snapshot, next_stream;
+    struct write_job *head, *tail;
+    bool stop;
+    bool running;
+    pthread_t thread;
+    struct store_conn *db;
+    int64_t next_type, next_sk;     /* writer thread only */
+    struct intern_cache types, sks; /* writer thread only */
     _Atomic int64_t stream_pos;
+};
+
+/*
+ * One event waiting to be written. It lives in the sending request's
+ * arena: the request stays parked until its last job is committed.
+ */
+struct write_job {
+    struct write_job *next;
+    struct room *room;
+    struct store_room *new_room; /* set for a room's create event */
+    const char *event_id;
+    const char *type;
+    const char *state_key;
+    const char *sender;
+    const char *membership;
+    const char *canonical;
+    int64_t nid, depth, origin_server_ts, stream;
+    int64_t snapshot_before; /* the room's snapshot before this event */
+    int64_t snapshot_after;  /* the new snapshot nid (state events) */
+    int64_t state_size;      /* entries in the state after this event */
+    int64_t *prev_nids, *auth_nids;
+    size_t n_prev, n_auth;
+    const char *txn_key, *txn_user, *txn_device;
+    struct req *waiter;             /* parked request to continue, or NULL */
+    int (*done)(struct req *r);
+    bool finished;
+    int result;
 };
 
 /* ---- lifecycle ---- */
@@ -87,6 +152,7 @@ struct rooms *rooms_new(void)
     struct rooms *rs = xcalloc(1, sizeof(*rs));
     pthread_mutex_init(&rs->map_mu, NULL);
     pthread_mutex_init(&rs->write_mu, NULL);
+    pthread_cond_init(&rs->write_cv, NULL);
     map_init(&rs->by_id);
     map_init(&rs->types.map);
     map_init(&rs->sks.map);
@@ -110,8 +176,14 @@ static void room_free(struct room *room)
         entry_free(me->value);
     }
     map_release(&room->state);
+    i = 0;
+    while (map_next(&room->pending_txns, &i, &me)) {
+        pending_txn_free(me->value);
+    }
+    map_release(&room->pending_txns);
     for (size_t k = 0; k < room->n_ext; k++) {
         free(room->ext[k].event_id);
+        json_decref(room->ext[k].pdu);
     }
     free(room->ext);
     free(room->room_id);
@@ -140,10 +212,15 @@ void rooms_free(struct rooms *rs)
         room_free(me->value);
     }
     map_release(&rs->by_id);
+    for (size_t k = 0; k < rs->n_graveyard; k++) {
+        room_free(rs->graveyard[k]);
+    }
+    free(rs->graveyard);
     intern_release(&rs->types);
     intern_release(&rs->sks);
     pthread_mutex_destroy(&rs->map_mu);
     pthread_mutex_destroy(&rs->write_mu);
+    pthread_cond_destroy(&rs->write_cv);
     free(rs);
 }
 
@@ -244,6 +321,7 @@ static int room_load(struct req *r, const char *room_id, struct room **out)
     struct room *room = xcalloc(1, sizeof(*room));
     pthread_mutex_init(&room->mu, NULL);
     map_init(&room->state);
+    map_init(&room->pending_txns);
     room->nid = row.nid;
     room->room_id = xstrdup(room_id);
     room->rv = rv;
@@ -338,7 +416,7 @@ static void auth_ctx_init(struct auth_ctx *ctx, struct room *room, struct req *r
     map_init(&ctx->parsed);
 }
 
-/* ---- interning ---- */
+/* ---- interning (writer thread) ---- */
 
 struct pending_intern {
     enum store_intern kind;
@@ -347,11 +425,10 @@ struct pending_intern {
 };
 
 /* The nid for s, assigning a new one if needed (recorded in *pend to be
- * cached once the transaction commits). Caller holds write_mu. */
-static int intern(struct req *r, enum store_intern kind, const char *s, int64_t *nid,
-                  struct pending_intern *pend, size_t *n_pend)
+ * cached once the transaction commits). */
+static int intern(struct rooms *rs, enum store_intern kind, const char *s, int64_t *nid,
+                  struct pending_intern *pend, size_t *n_pend, size_t cap)
 {
-    struct rooms *rs = r->srv->rooms;
     struct intern_cache *c = kind == STORE_INTERN_TYPE ? &rs->types : &rs->sks;
     void *v = map_get(&c->map, str_from(s));
     if (v) {
@@ -364,12 +441,12 @@ static int intern(struct req *r, enum store_intern kind, const char *s, int64_t 
             return 0;
         }
     }
-    int rc = store_intern_get(r->db, kind, s, nid);
+    int rc = store_intern_get(rs->db, kind, s, nid);
     if (rc == -ERR_NOT_FOUND) {
         *nid = kind == STORE_INTERN_TYPE ? ++rs->next_type : ++rs->next_sk;
-        rc = store_intern_add(r->db, kind, *nid, s);
+        rc = store_intern_add(rs->db, kind, *nid, s);
     }
-    if (rc == 0) {
+    if (rc == 0 && *n_pend < cap) {
         pend[*n_pend].kind = kind;
         pend[*n_pend].nid = *nid;
         pend[*n_pend].s = s;
@@ -389,26 +466,36 @@ static void intern_publish(struct rooms *rs, const struct pending_intern *pend, 
     }
 }
 
-/* ---- snapshots ---- */
+/* ---- snapshots (writer thread) ---- */
+
+/* The map key of a layer entry's slot. */
+static struct str slot_key(struct arena *a, const struct store_layer_entry *e)
+{
+    int64_t *k = arena_alloc(a, 2 * sizeof(int64_t));
+    k[0] = e->type_nid;
+    k[1] = e->state_key_nid;
+    return (struct str){(const char *)k, 2 * sizeof(int64_t)};
+}
 
 /*
- * Writes the snapshot for the room's state after `delta` (one new entry):
- * a layer over the current snapshot, merged upwards while it is at least
- * half its parent's layer. Caller holds write_mu inside a transaction.
+ * Writes snapshot `nid`: the state of snapshot `parent` changed by `delta`
+ * (one entry). The new layer is merged upwards while it is at least half
+ * the size of its parent's layer, so chains stay logarithmic (see
+ * docs/STORAGE.md). Runs inside the writer's transaction, which sees the
+ * batch's earlier snapshots.
  */
-static int snapshot_add(struct req *r, struct room *room, struct store_layer_entry delta,
-                        int64_t state_size, int64_t *out_nid)
+static int snapshot_add(struct store_conn *db, struct arena *a, int64_t room_nid,
+                        int64_t parent, struct store_layer_entry delta, int64_t state_size,
+                        int64_t nid)
 {
-    struct rooms *rs = r->srv->rooms;
-    size_t cap = 1, n = 1;
-    struct store_layer_entry *layer = ARENA_ARRAY(&r->arena, struct store_layer_entry, cap);
+    size_t n = 1;
+    struct store_layer_entry *layer = ARENA_ARRAY(a, struct store_layer_entry, 1);
     layer[0] = delta;
-    int64_t parent = room->snapshot_nid;
     while (parent) {
         int64_t grand, size;
         struct store_layer_entry *pl;
         size_t pn;
-        int rc = store_snapshot_get(r->db, &r->arena, parent, &grand, &size, &pl, &pn);
+        int rc = store_snapshot_get(db, a, parent, &grand, &size, &pl, &pn);
         if (rc < 0) {
             return rc;
         }
@@ -416,20 +503,20 @@ static int snapshot_add(struct req *r, struct room *room, struct store_layer_ent
             break; /* small next to the parent's layer: stack on it */
         }
         /* Merge: the parent's entries the new layer does not override. */
-        struct store_layer_entry *merged =
-            ARENA_ARRAY(&r->arena, struct store_layer_entry, n + pn);
+        struct map seen;
+        map_init(&seen);
+        for (size_t j = 0; j < n; j++) {
+            map_put(&seen, slot_key(a, &layer[j]), &layer[j]);
+        }
+        struct store_layer_entry *merged = ARENA_ARRAY(a, struct store_layer_entry, n + pn);
         memcpy(merged, layer, sizeof(*layer) * n);
         size_t m = n;
         for (size_t i = 0; i < pn; i++) {
-            bool overridden = false;
-            for (size_t j = 0; j < n && !overridden; j++) {
-                overridden = layer[j].type_nid == pl[i].type_nid &&
-                             layer[j].state_key_nid == pl[i].state_key_nid;
-            }
-            if (!overridden) {
+            if (!map_has(&seen, slot_key(a, &pl[i]))) {
                 merged[m++] = pl[i];
             }
         }
+        map_release(&seen);
         layer = merged;
         n = m;
         parent = grand;
@@ -444,13 +531,265 @@ static int snapshot_add(struct req *r, struct room *room, struct store_layer_ent
         }
         n = k;
     }
-    int64_t nid = ++rs->next_snapshot;
-    int rc = store_snapshot_insert(r->db, nid, room->nid, parent, state_size, layer, n);
+    int rc = store_snapshot_insert(db, nid, room_nid, parent, state_size, layer, n);
     if (rc == 0) {
-        rc = store_room_head_set(r->db, room->nid, nid);
+        rc = store_room_head_set(db, room_nid, nid);
     }
-    *out_nid = nid;
     return rc;
+}
+
+/* ---- the event writer ---- */
+
+/* Writes one job's rows inside the current transaction. */
+static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
+                     struct pending_intern *pend, size_t *n_pend, size_t cap)
+{
+    int64_t type_nid = 0, sk_nid = 0;
+    int rc = 0;
+    if (j->new_room) {
+        rc = store_room_insert(rs->db, j->new_room);
+    }
+    if (rc == 0) {
+        rc = intern(rs, STORE_INTERN_TYPE, j->type, &type_nid, pend, n_pend, cap);
+    }
+    if (rc == 0 && j->state_key) {
+        rc = intern(rs, STORE_INTERN_STATE_KEY, j->state_key, &sk_nid, pend, n_pend, cap);
+    }
+    if (rc == 0) {
+        struct store_event_row row = {
+            .nid = j->nid,
+            .event_id = j->event_id,
+            .room_nid = j->room->nid,
+            .type_nid = type_nid,
+            .state_key_nid = sk_nid,
+            .sender = j->sender,
+            .depth = j->depth,
+            .origin_server_ts = j->origin_server_ts,
+            .stream_ordering = j->stream,
+            .state_before_nid = j->snapshot_before,
+            .rejected = false,
+            .json = j->canonical,
+        };
+        rc = store_event_insert(rs->db, &row);
+    }
+    if (rc == 0) {
+        rc = store_event_edges_add(rs->db, j->nid, j->prev_nids, j->n_prev, j->auth_nids,
+                                   j->n_auth);
+    }
+    if (rc == 0) {
+        rc = store_extremities_replace(rs->db, j->room->nid, j->prev_nids, j->n_prev, j->nid);
+    }
+    if (rc == 0 && j->state_key) {
+        rc = snapshot_add(rs->db, a, j->room->nid, j->snapshot_before,
+                          (struct store_layer_entry){type_nid, sk_nid, j->nid}, j->state_size,
+                          j->snapshot_after);
+        if (rc == 0) {
+            rc = store_current_state_put(rs->db, j->room->nid, type_nid, sk_nid, j->nid,
+                                         j->membership);
+        }
+    }
+    if (rc == 0 && j->txn_key) {
+        rc = store_txn_put(rs->db, j->txn_user, j->txn_device, j->txn_key, j->event_id,
+                           req_now_ms());
+    }
+    return rc;
+}
+
+/* Marks a room as no longer matching the database: it leaves the cache and
+ * the next request loads it afresh. */
+static void poison(struct rooms *rs, struct room *room)
+{
+    if (room->poisoned) {
+        return;
+    }
+    room->poisoned = true;
+    pthread_mutex_lock(&rs->map_mu);
+    if (room->room_id && map_get(&rs->by_id, str_from(room->room_id)) == room) {
+        map_del(&rs->by_id, str_from(room->room_id));
+    }
+    rs->graveyard = xrealloc(rs->graveyard, sizeof(*rs->graveyard) * (rs->n_graveyard + 1));
+    rs->graveyard[rs->n_graveyard++] = room;
+    pthread_mutex_unlock(&rs->map_mu);
+}
+
+/*
+ * Tells a job's room and waiter how it ended. Takes room->mu and write_mu
+ * one after the other, never together, since senders take them in the
+ * opposite order (room first, then the queue).
+ */
+static void job_finish(struct rooms *rs, struct write_job *j, int result)
+{
+    pthread_mutex_lock(&j->room->mu);
+    if (j->txn_key) {
+        struct arena a;
+        arena_init(&a);
+        pending_txn_free(map_del(&j->room->pending_txns,
+                                 str_from(pending_key(&a, j->txn_user, j->txn_device, j->txn_key))));
+        arena_release(&a);
+    }
+    pthread_mutex_unlock(&j->room->mu);
+    if (result != 0) {
+        poison(rs, j->room);
+    }
+    pthread_mutex_lock(&rs->write_mu);
+    j->result = result;
+    j->finished = true;
+    struct req *w = j->waiter;
+    int (*done)(struct req *) = j->done;
+    j->waiter = NULL;
+    pthread_mutex_unlock(&rs->write_mu);
+    /* j lives in a request arena: once the waiter is released, j may be
+     * gone, so nothing touches it after this point. */
+    if (!w) {
+        return;
+    }
+    if (result == 0) {
+        req_continue(w, done);
+    } else {
+        req_fail(w, result, "The event could not be stored");
+        req_complete(w);
+    }
+}
+
+/* Writes a batch in one transaction; on failure, each job alone, so one
+ * bad event does not fail its neighbours. */
+static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
+{
+    struct arena a;
+    arena_init(&a);
+    size_t cap = 2 * n + 2;
+    struct pending_intern *pend = ARENA_ARRAY(&a, struct pending_intern, cap);
+    size_t n_pend = 0;
+    /* Collect the jobs first: finishing one may free it (and its link). */
+    struct write_job **jobs = ARENA_ARRAY(&a, struct write_job *, n);
+    struct write_job *j = batch;
+    for (size_t i = 0; i < n; i++, j = j->next) {
+        jobs[i] = j;
+    }
+    int rc = store_begin(rs->db);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = jobs[i]->room->poisoned ? -ERR_DB : job_apply(rs, &a, jobs[i], pend, &n_pend, cap);
+    }
+    if (rc == 0) {
+        rc = store_commit(rs->db);
+    } else {
+        store_rollback(rs->db);
+    }
+    if (rc == 0) {
+        intern_publish(rs, pend, n_pend);
+        atomic_store(&rs->stream_pos, jobs[n - 1]->stream);
+        for (size_t i = 0; i < n; i++) {
+            job_finish(rs, jobs[i], 0);
+        }
+        arena_release(&a);
+        return;
+    }
+    /* Retry one by one, in order. */
+    for (size_t i = 0; i < n; i++) {
+        j = jobs[i];
+        size_t np = 0;
+        int jrc = j->room->poisoned ? -ERR_DB : store_begin(rs->db);
+        if (jrc == 0) {
+            jrc = job_apply(rs, &a, j, pend, &np, cap);
+            if (jrc == 0) {
+                jrc = store_commit(rs->db);
+            } else {
+                store_rollback(rs->db);
+            }
+        }
+        if (jrc == 0) {
+            intern_publish(rs, pend, np);
+            atomic_store(&rs->stream_pos, j->stream);
+        } else {
+            LOG_ERROR("room", "could not store event %s in %s", j->event_id,
+                      j->room->room_id ? j->room->room_id : "a new room");
+        }
+        job_finish(rs, j, jrc < 0 ? jrc : 0);
+    }
+    arena_release(&a);
+}
+
+#define WRITER_MAX_BATCH 512
+
+static void *writer_main(void *arg)
+{
+    struct rooms *rs = arg;
+    for (;;) {
+        pthread_mutex_lock(&rs->write_mu);
+        while (!rs->head && !rs->stop) {
+            pthread_cond_wait(&rs->write_cv, &rs->write_mu);
+        }
+        if (!rs->head) {
+            pthread_mutex_unlock(&rs->write_mu);
+            return NULL;
+        }
+        struct write_job *batch = rs->head;
+        size_t n = 1;
+        struct write_job *last = batch;
+        while (last->next && n < WRITER_MAX_BATCH) {
+            last = last->next;
+            n++;
+        }
+        rs->head = last->next;
+        if (!rs->head) {
+            rs->tail = NULL;
+        }
+        last->next = NULL;
+        pthread_mutex_unlock(&rs->write_mu);
+        write_batch(rs, batch, n);
+    }
+}
+
+int rooms_start(struct rooms *rs, struct store *store)
+{
+    int rc = store_conn_open(store, &rs->db);
+    if (rc < 0) {
+        return rc;
+    }
+    if (pthread_create(&rs->thread, NULL, writer_main, rs) != 0) {
+        store_conn_close(rs->db);
+        rs->db = NULL;
+        return -ERR_UNKNOWN;
+    }
+    rs->running = true;
+    return 0;
+}
+
+void rooms_stop(struct rooms *rs)
+{
+    if (!rs->running) {
+        return;
+    }
+    pthread_mutex_lock(&rs->write_mu);
+    rs->stop = true;
+    pthread_cond_signal(&rs->write_cv);
+    pthread_mutex_unlock(&rs->write_mu);
+    pthread_join(rs->thread, NULL);
+    rs->running = false;
+    store_conn_close(rs->db);
+    rs->db = NULL;
+}
+
+int room_wait_durable(struct req *r, int (*done)(struct req *r))
+{
+    struct rooms *rs = r->srv->rooms;
+    struct write_job *j = r->room_job;
+    if (!j) {
+        return done(r); /* nothing was written (a repeated transaction ID) */
+    }
+    pthread_mutex_lock(&rs->write_mu);
+    if (j->finished) {
+        int result = j->result;
+        pthread_mutex_unlock(&rs->write_mu);
+        r->room_job = NULL;
+        return result == 0 ? done(r) : req_fail(r, result, "The event could not be stored");
+    }
+    j->waiter = r;
+    j->done = done;
+    r->room_job = NULL;
+    req_park(r);
+    pthread_mutex_unlock(&rs->write_mu);
+    return REQ_PARKED;
 }
 
 /* ---- building events ---- */
@@ -499,106 +838,85 @@ static const char *membership_of(const json_t *pdu)
 }
 
 /*
- * Persists a checked event and updates the cache. Caller holds room->mu
- * (or owns a room not yet published) and has a parsed `ev`.
+ * Queues a checked event for the writer and moves the room cache past it,
+ * so the next event in the room builds on it at once. Caller holds
+ * room->mu (or owns a room not yet published). The request waits for
+ * durability with room_wait_durable before answering.
  */
-static int persist(struct req *r, struct room *room, json_t *pdu, const struct event *ev,
-                   const char *canonical, const int64_t *prev_nids, size_t n_prev,
-                   const int64_t *auth_nids, size_t n_auth, const char *txn_key,
-                   struct store_room *new_room, int64_t *stream_out)
+static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct event *ev,
+                    const char *canonical, int64_t *prev_nids, size_t n_prev,
+                    int64_t *auth_nids, size_t n_auth, const char *txn_key,
+                    struct store_room *new_room, int64_t *stream_out)
 {
     struct rooms *rs = r->srv->rooms;
-    struct pending_intern pend[4];
-    size_t n_pend = 0;
+    struct write_job *j = ARENA_NEW(&r->arena, struct write_job);
+    j->room = room;
+    j->new_room = new_room;
+    j->event_id = ev->event_id;
+    j->type = ev->type;
+    j->state_key = ev->state_key;
+    j->sender = ev->sender;
+    j->membership = membership_of(pdu);
+    j->canonical = canonical;
+    j->depth = ev->depth;
+    j->origin_server_ts = ev->origin_server_ts;
+    j->prev_nids = prev_nids;
+    j->n_prev = n_prev;
+    j->auth_nids = auth_nids;
+    j->n_auth = n_auth;
+    j->snapshot_before = room->snapshot_nid;
+    if (ev->state_key) {
+        struct str key = make_key(&r->arena, ev->type, ev->state_key);
+        j->state_size = (int64_t)room->state.count + (map_has(&room->state, key) ? 0 : 1);
+    }
+    if (txn_key) {
+        j->txn_key = txn_key;
+        j->txn_user = r->auth.user_id;
+        j->txn_device = r->auth.device_id;
+    }
+
     pthread_mutex_lock(&rs->write_mu);
-    int64_t saved[6] = {rs->next_room, rs->next_event, rs->next_snapshot,
-                        rs->next_stream, rs->next_type, rs->next_sk};
-    int64_t nid = ++rs->next_event;
-    int64_t stream = ++rs->next_stream;
-    int64_t type_nid = 0, sk_nid = 0, new_snapshot = 0;
-    int rc = store_begin(r->db);
-    if (rc == 0 && new_room) {
+    if (new_room) {
         new_room->nid = ++rs->next_room;
         room->nid = new_room->nid;
-        rc = store_room_insert(r->db, new_room);
     }
-    if (rc == 0) {
-        rc = intern(r, STORE_INTERN_TYPE, ev->type, &type_nid, pend, &n_pend);
+    j->nid = ++rs->next_event;
+    j->stream = ++rs->next_stream;
+    if (ev->state_key) {
+        j->snapshot_after = ++rs->next_snapshot;
     }
-    if (rc == 0 && ev->state_key) {
-        rc = intern(r, STORE_INTERN_STATE_KEY, ev->state_key, &sk_nid, pend, &n_pend);
-    }
-    if (rc == 0) {
-        struct store_event_row row = {
-            .nid = nid,
-            .event_id = ev->event_id,
-            .room_nid = room->nid,
-            .type_nid = type_nid,
-            .state_key_nid = sk_nid,
-            .sender = ev->sender,
-            .depth = ev->depth,
-            .origin_server_ts = ev->origin_server_ts,
-            .stream_ordering = stream,
-            .state_before_nid = room->snapshot_nid,
-            .rejected = false,
-            .json = canonical,
-        };
-        rc = store_event_insert(r->db, &row);
-    }
-    if (rc == 0) {
-        rc = store_event_edges_add(r->db, nid, prev_nids, n_prev, auth_nids, n_auth);
-    }
-    if (rc == 0) {
-        rc = store_extremities_replace(r->db, room->nid, prev_nids, n_prev, nid);
-    }
-    if (rc == 0 && ev->state_key) {
-        struct str key = make_key(&r->arena, ev->type, ev->state_key);
-        int64_t size = (int64_t)room->state.count + (map_has(&room->state, key) ? 0 : 1);
-        rc = snapshot_add(r, room, (struct store_layer_entry){type_nid, sk_nid, nid}, size,
-                          &new_snapshot);
-        if (rc == 0) {
-            rc = store_current_state_put(r->db, room->nid, type_nid, sk_nid, nid,
-                                         membership_of(pdu));
-        }
-    }
-    if (rc == 0 && txn_key) {
-        rc = store_txn_put(r->db, r->auth.user_id, r->auth.device_id, txn_key, ev->event_id,
-                           req_now_ms());
-    }
-    if (rc == 0) {
-        rc = store_commit(r->db);
+    if (rs->tail) {
+        rs->tail->next = j;
     } else {
-        store_rollback(r->db);
+        rs->head = j;
     }
-    if (rc < 0) {
-        /* Nothing was written: reuse the numbers. */
-        rs->next_room = saved[0];
-        rs->next_event = saved[1];
-        rs->next_snapshot = saved[2];
-        rs->next_stream = saved[3];
-        rs->next_type = saved[4];
-        rs->next_sk = saved[5];
-        pthread_mutex_unlock(&rs->write_mu);
-        return rc;
-    }
-    intern_publish(rs, pend, n_pend);
-    atomic_store(&rs->stream_pos, stream);
+    rs->tail = j;
+    pthread_cond_signal(&rs->write_cv);
     pthread_mutex_unlock(&rs->write_mu);
+    r->room_job = j;
 
-    /* The cache follows the database. */
+    /* The cache moves ahead of the database; a failed write poisons it. */
     for (size_t k = 0; k < room->n_ext; k++) {
         free(room->ext[k].event_id);
+        json_decref(room->ext[k].pdu);
     }
     room->ext = xrealloc(room->ext, sizeof(*room->ext));
-    room->ext[0] = (struct extremity){nid, xstrdup(ev->event_id), ev->depth};
+    room->ext[0] = (struct extremity){j->nid, xstrdup(ev->event_id), ev->depth,
+                                      room->rv->event_format == EVENT_FORMAT_V1
+                                          ? json_incref(pdu)
+                                          : NULL};
     room->n_ext = 1;
     if (ev->state_key) {
-        state_put(room, entry_new(ev->type, ev->state_key, type_nid, sk_nid, nid, ev->event_id,
-                                  pdu));
-        room->snapshot_nid = new_snapshot;
+        state_put(room, entry_new(ev->type, ev->state_key, 0, 0, j->nid, ev->event_id, pdu));
+        room->snapshot_nid = j->snapshot_after;
     }
-    *stream_out = stream;
-    return 0;
+    if (txn_key) {
+        struct pending_txn *p = xcalloc(1, sizeof(*p));
+        p->key = xstrdup(pending_key(&r->arena, r->auth.user_id, r->auth.device_id, txn_key));
+        p->event_id = xstrdup(ev->event_id);
+        pending_txn_free(map_put(&room->pending_txns, str_from(p->key), p));
+    }
+    *stream_out = j->stream;
 }
 
 /*
@@ -675,8 +993,16 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
     pthread_mutex_lock(&room->mu);
     if (txn_key) {
         char *prior = NULL;
-        rc = store_txn_get(r->db, &r->arena, r->auth.user_id, r->auth.device_id, txn_key,
-                           &prior);
+        /* Uncommitted sends first: the database does not have them yet. */
+        struct pending_txn *p = map_get(
+            &room->pending_txns, str_from(pending_key(&r->arena, r->auth.user_id,
+                                                      r->auth.device_id, txn_key)));
+        rc = p ? 0
+               : store_txn_get(r->db, &r->arena, r->auth.user_id, r->auth.device_id, txn_key,
+                               &prior);
+        if (p) {
+            prior = arena_strdup(&r->arena, p->event_id);
+        }
         if (rc == 0) {
             pthread_mutex_unlock(&room->mu);
             out->event_id = prior;
@@ -719,7 +1045,7 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
             depth = room->ext[i].depth;
         }
         json_t *ref = rv->event_format == EVENT_FORMAT_V1
-                          ? v1_ref(r, rv, room->ext[i].event_id, NULL)
+                          ? v1_ref(r, rv, room->ext[i].event_id, room->ext[i].pdu)
                           : json_string(room->ext[i].event_id);
         if (!ref) {
             pthread_mutex_unlock(&room->mu);
@@ -759,11 +1085,8 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
     rc = finish_and_check(r, room, pdu, &ev, &canonical);
     int64_t stream = 0;
     if (rc == 0) {
-        rc = persist(r, room, pdu, ev, canonical, prev_nids, n_prev, auth_nids, n_auth, txn_key,
-                     NULL, &stream);
-        if (rc < 0) {
-            req_fail(r, rc, NULL);
-        }
+        enqueue(r, room, pdu, ev, canonical, prev_nids, n_prev, auth_nids, n_auth, txn_key, NULL,
+                &stream);
     }
     pthread_mutex_unlock(&room->mu);
     if (rc == 0) {
@@ -806,6 +1129,7 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
     struct room *room = xcalloc(1, sizeof(*room));
     pthread_mutex_init(&room->mu, NULL);
     map_init(&room->state);
+    map_init(&room->pending_txns);
     room->rv = rv;
     room->ext = xcalloc(1, sizeof(*room->ext));
 
@@ -819,11 +1143,12 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
     int64_t stream = 0;
     if (rc == 0) {
         room->room_id = xstrdup(room_id);
-        struct store_room row = {0, (char *)room_id, (char *)rv->id, req_now_ms(), false};
-        rc = persist(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, &row, &stream);
-        if (rc < 0) {
-            req_fail(r, rc, NULL);
-        }
+        /* The job points at the row until it is written: keep it in the arena. */
+        struct store_room *row = ARENA_NEW(&r->arena, struct store_room);
+        row->room_id = (char *)room_id;
+        row->room_version = (char *)rv->id;
+        row->created_ts = req_now_ms();
+        enqueue(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, row, &stream);
     }
     if (rc < 0) {
         room_free(room);

@@ -22,6 +22,7 @@
 #include "http/req.h"
 
 struct rooms;
+struct store;
 struct store_conn;
 
 /* Creates the room service; rooms_load_sequences must run before use. */
@@ -29,6 +30,11 @@ struct rooms *rooms_new(void);
 void rooms_free(struct rooms *rs);
 /* Reads the highest numeric IDs in use so new ones continue after them. */
 int rooms_load_sequences(struct rooms *rs, struct store_conn *db);
+
+/* Starts the event writer thread with its own database connection. */
+int rooms_start(struct rooms *rs, struct store *store);
+/* Writes everything queued, then stops the writer. */
+void rooms_stop(struct rooms *rs);
 
 /* The newest stream position made visible (events committed so far). */
 int64_t rooms_stream_pos(struct rooms *rs);
@@ -57,6 +63,16 @@ struct room_event_out {
  * earlier event ID is returned and nothing is sent.
  */
 int room_send(struct req *r, const struct room_event_in *in, struct room_event_out *out);
+
+/*
+ * Events are written by the writer thread in batches (group commit). A
+ * handler that sent events must not answer before they are durable: it
+ * returns room_wait_durable(r, done), which parks the request until the
+ * last event it sent is committed and then runs done(r) on a worker to
+ * answer (or answers 500 if writing failed). Without pending events, done
+ * runs at once.
+ */
+int room_wait_durable(struct req *r, int (*done)(struct req *r));
 
 /*
  * Creates a room of version `rv` with `creator` and sends its

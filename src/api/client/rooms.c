@@ -107,6 +107,34 @@ static int send_state(struct req *r, const char *room_id, const char *type,
     return rc;
 }
 
+/* ---- answers once the events are durable (room_wait_durable) ---- */
+
+static int answer_event_id(struct req *r)
+{
+    return req_json(r, 200, json_pack("{s:s}", "event_id", r->result));
+}
+
+static int answer_room_id(struct req *r)
+{
+    return req_json(r, 200, json_pack("{s:s}", "room_id", r->result));
+}
+
+static int answer_empty(struct req *r) { return req_json(r, 200, json_object()); }
+
+/* createRoom with visibility public: list the room once it is stored. */
+static int answer_created_public(struct req *r)
+{
+    struct store_room row;
+    int rc = store_room_get(r->db, &r->arena, r->result, &row);
+    if (rc == 0) {
+        rc = store_room_set_published(r->db, row.nid, true);
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    return answer_room_id(r);
+}
+
 int client_send(struct req *r)
 {
     const char *room_id = r->param[0].p, *type = r->param[1].p, *txn = r->param[2].p;
@@ -124,7 +152,8 @@ int client_send(struct req *r)
     if (rc) {
         return rc;
     }
-    return req_json(r, 200, json_pack("{s:s}", "event_id", out.event_id));
+    r->result = out.event_id;
+    return room_wait_durable(r, answer_event_id);
 }
 
 int client_state_put(struct req *r)
@@ -140,7 +169,8 @@ int client_state_put(struct req *r)
     if (rc) {
         return rc;
     }
-    return req_json(r, 200, json_pack("{s:s}", "event_id", event_id));
+    r->result = event_id;
+    return room_wait_durable(r, answer_event_id);
 }
 
 /* ---- reading state and events ---- */
@@ -391,7 +421,8 @@ int client_join(struct req *r)
     if (rc) {
         return rc;
     }
-    return req_json(r, 200, json_pack("{s:s}", "room_id", room_id));
+    r->result = room_id;
+    return room_wait_durable(r, answer_room_id);
 }
 
 int client_leave(struct req *r)
@@ -401,7 +432,7 @@ int client_leave(struct req *r)
     if (!rc) {
         rc = set_membership(r, room_id, r->auth.user_id, "leave", NULL);
     }
-    return rc ? rc : req_json(r, 200, json_object());
+    return rc ? rc : room_wait_durable(r, answer_empty);
 }
 
 /* invite, kick, ban, unban: {user_id, reason?} acting on another member. */
@@ -430,7 +461,7 @@ static int member_action(struct req *r, const char *membership)
         membership = "leave";
     }
     rc = set_membership(r, room_id, target, membership, NULL);
-    return rc ? rc : req_json(r, 200, json_object());
+    return rc ? rc : room_wait_durable(r, answer_empty);
 }
 
 int client_invite(struct req *r) { return member_action(r, "invite"); }
@@ -755,18 +786,9 @@ int client_create_room(struct req *r)
         json_t *extra = json_arena(&r->arena, json_pack("{s:b}", "is_direct", is_direct));
         rc = set_membership(r, room_id, json_string_value(v), "invite", extra);
     }
-    if (!rc && public_room) {
-        struct store_room row;
-        rc = store_room_get(r->db, &r->arena, room_id, &row);
-        if (rc == 0) {
-            rc = store_room_set_published(r->db, row.nid, true);
-        }
-        if (rc < 0) {
-            rc = req_fail(r, rc, NULL);
-        }
-    }
     if (rc) {
         return rc;
     }
-    return req_json(r, 200, json_pack("{s:s}", "room_id", room_id));
+    r->result = room_id;
+    return room_wait_durable(r, public_room ? answer_created_public : answer_room_id);
 }
