@@ -441,6 +441,17 @@ int store_room_events(struct store_conn *c, struct arena *arena, int64_t room_ni
     return 0;
 }
 
+int store_event_set_redacted(struct store_conn *c, const char *event_id, const char *json,
+                             const char *redacted_by)
+{
+    int rc = store__exec(c, "UPDATE events SET json = ?, redacted_by = ? WHERE event_id = ?",
+                         "ttt", json, redacted_by, event_id);
+    if (rc < 0) {
+        return rc;
+    }
+    return rc == 0 ? -ERR_NOT_FOUND : 0;
+}
+
 /* ---- transaction IDs ---- */
 
 int store_txn_get(struct store_conn *c, struct arena *arena, const char *user_id,

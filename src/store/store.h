@@ -330,6 +330,11 @@ int store_event_get(struct store_conn *c, struct arena *arena, const char *event
 int store_room_events(struct store_conn *c, struct arena *arena, int64_t room_nid, int64_t from,
                       bool backwards, int limit, struct store_event **out, size_t *n);
 
+/* Replaces an event's stored JSON by its redacted form and records the
+ * redaction. -ERR_NOT_FOUND when the event is unknown. */
+int store_event_set_redacted(struct store_conn *c, const char *event_id, const char *json,
+                             const char *redacted_by);
+
 /* Transaction IDs of PUT /send and friends: -ERR_NOT_FOUND when unused. */
 int store_txn_get(struct store_conn *c, struct arena *arena, const char *user_id,
                   const char *device_id, const char *txn_id, char **event_id);

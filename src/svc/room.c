@@ -32,6 +32,7 @@
 #include "core/event.h"
 #include "core/keys.h"
 #include "core/pdu.h"
+#include "core/redact.h"
 #include "store/store.h"
 #include "svc/srv.h"
 
@@ -139,6 +140,8 @@ struct write_job {
     int64_t *prev_nids, *auth_nids;
     size_t n_prev, n_auth;
     const char *txn_key, *txn_user, *txn_device;
+    const char *redacts;             /* m.room.redaction: the event to prune */
+    const struct room_version *rv;
     struct req *waiter;             /* parked request to continue, or NULL */
     int (*done)(struct req *r);
     bool finished;
@@ -540,6 +543,43 @@ static int snapshot_add(struct store_conn *db, struct arena *a, int64_t room_nid
 
 /* ---- the event writer ---- */
 
+/*
+ * Prunes the event a redaction names (spec "Redactions"): its stored JSON
+ * becomes the room version's redacted form, kept with the redaction's ID.
+ * An unknown target, one in another room or one already redacted is left
+ * alone (the redaction itself is still stored).
+ */
+static int apply_redaction(struct rooms *rs, struct arena *a, const struct write_job *j)
+{
+    struct store_event target;
+    int rc = store_event_get(rs->db, a, j->redacts, &target);
+    if (rc == -ERR_NOT_FOUND) {
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (target.room_nid != j->room->nid || target.redacted_by) {
+        return 0;
+    }
+    json_error_t e;
+    json_t *pdu = json_loads(target.json, 0, &e);
+    json_t *pruned = NULL;
+    if (!pdu || redact_event(j->rv, pdu, &pruned) != 0) {
+        json_decref(pdu);
+        return 0;
+    }
+    json_decref(pdu);
+    struct buf b = BUF_INIT;
+    rc = canonjson_write(&b, pruned, canonjson_mode_for(j->rv));
+    json_decref(pruned);
+    if (rc == 0) {
+        rc = store_event_set_redacted(rs->db, j->redacts, b.p, j->event_id);
+    }
+    buf_release(&b);
+    return rc == -ERR_NOT_FOUND ? 0 : rc;
+}
+
 /* Writes one job's rows inside the current transaction. */
 static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
                      struct pending_intern *pend, size_t *n_pend, size_t cap)
@@ -591,6 +631,9 @@ static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
     if (rc == 0 && j->txn_key) {
         rc = store_txn_put(rs->db, j->txn_user, j->txn_device, j->txn_key, j->event_id,
                            req_now_ms());
+    }
+    if (rc == 0 && j->redacts) {
+        rc = apply_redaction(rs, a, j);
     }
     return rc;
 }
@@ -865,6 +908,10 @@ static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct 
     j->auth_nids = auth_nids;
     j->n_auth = n_auth;
     j->snapshot_before = room->snapshot_nid;
+    j->rv = room->rv;
+    if (strcmp(ev->type, "m.room.redaction") == 0 && ev->redacts) {
+        j->redacts = ev->redacts;
+    }
     if (ev->state_key) {
         struct str key = make_key(&r->arena, ev->type, ev->state_key);
         j->state_size = (int64_t)room->state.count + (map_has(&room->state, key) ? 0 : 1);
@@ -909,6 +956,22 @@ static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct 
     if (ev->state_key) {
         state_put(room, entry_new(ev->type, ev->state_key, 0, 0, j->nid, ev->event_id, pdu));
         room->snapshot_nid = j->snapshot_after;
+    }
+    if (j->redacts) {
+        /* A redacted state event stays in the state, pruned (spec
+         * "Redactions": it behaves as if its other keys were absent). */
+        size_t it = 0;
+        const struct map_entry *me;
+        while (map_next(&room->state, &it, &me)) {
+            struct state_entry *se = me->value;
+            json_t *pruned = NULL;
+            if (strcmp(se->event_id, j->redacts) == 0 &&
+                redact_event(room->rv, se->pdu, &pruned) == 0) {
+                json_decref(se->pdu);
+                se->pdu = pruned;
+                break;
+            }
+        }
     }
     if (txn_key) {
         struct pending_txn *p = xcalloc(1, sizeof(*p));
@@ -1163,6 +1226,31 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
 }
 
 /* ---- reads ---- */
+
+int room_power(struct req *r, const char *room_id, const char *user_id, int64_t *user_level,
+               int64_t *redact_level)
+{
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&room->mu);
+    struct auth_ctx ctx;
+    auth_ctx_init(&ctx, room, r);
+    struct auth_state st = {auth_get, &ctx};
+    *user_level = authrules_user_power(room->rv, &st, user_id);
+    /* "redact" defaults to 50 (spec m.room.power_levels). */
+    *redact_level = 50;
+    const struct event *pl = auth_get(&ctx, "m.room.power_levels", "");
+    long long v;
+    if (pl && json_get_int(pl->content, "redact", &v)) {
+        *redact_level = v;
+    }
+    map_release(&ctx.parsed);
+    pthread_mutex_unlock(&room->mu);
+    return 0;
+}
 
 /*
  * A shallow copy of a cached PDU with "event_id" set: from room version 3

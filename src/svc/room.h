@@ -102,6 +102,11 @@ int room_membership(struct req *r, const char *room_id, const char *user_id,
  * as room_state_event gives them). */
 int room_state_all(struct req *r, const char *room_id, json_t **out);
 
+/* The user's power level and the room's "redact" level, from the current
+ * state. -ERR_NOT_FOUND for unknown rooms. */
+int room_power(struct req *r, const char *room_id, const char *user_id, int64_t *user_level,
+               int64_t *redact_level);
+
 /* The room's version, or NULL when the room is unknown here. */
 const struct room_version *room_version_of(struct req *r, const char *room_id);
 

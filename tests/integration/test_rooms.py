@@ -1199,3 +1199,82 @@ def test_rooms_survive_restart(server):
     assert bodies(events) == ["v1 after second restart", "v1 after",
                               "v1 before"]
     assert alice.state_content(r12, "m.room.name") == {"name": "Renamed"}
+
+
+# -- redactions --
+
+def redact(user, room_id, event_id, reason=None, txn=None):
+    body = {"reason": reason} if reason else {}
+    return user.put(f"{V3}/rooms/{q(room_id)}/redact/{q(event_id)}/"
+                    f"{q(txn or unique('txn'))}", json=body)
+
+
+def get_event(user, room_id, event_id):
+    return user.get(f"{V3}/rooms/{q(room_id)}/event/{q(event_id)}")
+
+
+@pytest.mark.parametrize("version", ["2", "10", "11", "12"])
+def test_redactions(server, version):
+    alice, bob = User(server), User(server)
+    room_id = alice.create_room(preset="public_chat", room_version=version,
+                                topic="a topic to redact")
+    assert bob.join(room_id).status == 200
+    mine = alice.send_ok(room_id, "regrettable")
+    theirs = bob.send_ok(room_id, "bob's words")
+
+    # Own events may be redacted; the stored event loses its content.
+    resp = redact(alice, room_id, mine, reason="oops", txn="r1")
+    assert resp.status == 200, resp
+    redaction_id = resp.json["event_id"]
+    again = redact(alice, room_id, mine, reason="oops", txn="r1")
+    assert again.json["event_id"] == redaction_id  # idempotent per txn
+    ev = get_event(alice, room_id, mine).json
+    assert ev["content"] == {}, ev
+    because = ev["unsigned"]["redacted_because"]
+    assert because["event_id"] == redaction_id
+    assert because["type"] == "m.room.redaction"
+    assert because["content"].get("reason") == "oops"
+    red = get_event(bob, room_id, redaction_id).json
+    redacts = red["content"].get("redacts") if int(version) >= 11 \
+        else red.get("redacts")
+    assert redacts == mine, red
+
+    # Others' events need the redact level (50 by default).
+    resp = redact(bob, room_id, mine)
+    assert_error(resp, 403, "M_FORBIDDEN")
+    assert redact(alice, room_id, theirs).status == 200
+    assert get_event(bob, room_id, theirs).json["content"] == {}
+
+    # /messages serves the redacted form too.
+    msgs = bob.messages(room_id, dir="b", limit=20).json["chunk"]
+    by_id = {e["event_id"]: e for e in msgs}
+    assert by_id[mine]["content"] == {}
+    assert by_id[mine]["unsigned"]["redacted_because"]["event_id"] == \
+        redaction_id
+
+    # A redacted state event stays in the state, pruned.
+    topic = alice.state_event(room_id, "m.room.topic")
+    assert redact(alice, room_id, topic["event_id"]).status == 200
+    assert alice.state_content(room_id, "m.room.topic") == {}
+
+    # Unknown events and bad IDs.
+    assert_error(redact(alice, room_id, "$nope"), 404, "M_NOT_FOUND")
+    assert_error(redact(alice, room_id, "not-an-id"), 400, "M_INVALID_PARAM")
+
+
+def test_redaction_through_send(server):
+    """Spec v1.18: m.room.redaction may go through /send with
+    content.redacts, under the same permission rule."""
+    alice, bob = User(server), User(server)
+    room_id = alice.create_room(preset="public_chat", room_version="11")
+    assert bob.join(room_id).status == 200
+    target = alice.send_ok(room_id, "to be removed")
+    resp = bob.send(room_id, etype="m.room.redaction",
+                    content={"redacts": target})
+    assert_error(resp, 403, "M_FORBIDDEN")
+    resp = alice.send(room_id, etype="m.room.redaction",
+                      content={"redacts": target, "reason": "gone"})
+    assert resp.status == 200, resp
+    assert get_event(alice, room_id, target).json["content"] == {}
+    resp = alice.send(room_id, etype="m.room.redaction", content={})
+    assert_error(resp, 400, "M_MISSING_PARAM")

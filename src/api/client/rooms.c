@@ -60,6 +60,33 @@ static json_t *client_event(const json_t *pdu, const char *event_id)
     return ev;
 }
 
+/*
+ * Serves a stored event: the client format, plus unsigned.redacted_because
+ * with the redaction event when it was redacted (spec "Redactions").
+ */
+static json_t *client_stored_event(struct req *r, const struct store_event *se)
+{
+    json_error_t e;
+    json_t *pdu = json_loads(se->json, 0, &e);
+    if (!pdu) {
+        return NULL;
+    }
+    json_t *ev = client_event(pdu, se->event_id);
+    json_decref(pdu);
+    if (se->redacted_by) {
+        struct store_event red;
+        if (store_event_get(r->db, &r->arena, se->redacted_by, &red) == 0) {
+            json_t *rpdu = json_loads(red.json, 0, &e);
+            if (rpdu) {
+                json_object_set_new(json_object_get(ev, "unsigned"), "redacted_because",
+                                    client_event(rpdu, red.event_id));
+                json_decref(rpdu);
+            }
+        }
+    }
+    return ev;
+}
+
 /* The client format of a current-state PDU from svc/room, which carries
  * its "event_id" (inline in v1/v2, added by the room service after). */
 static json_t *client_state_event(struct req *r, const json_t *pdu)
@@ -107,6 +134,8 @@ static int send_state(struct req *r, const char *room_id, const char *type,
     return rc;
 }
 
+static int do_redact(struct req *r, const char *room_id, const char *event_id, const char *txn);
+
 /* ---- answers once the events are durable (room_wait_durable) ---- */
 
 static int answer_event_id(struct req *r)
@@ -141,6 +170,15 @@ int client_send(struct req *r)
     int rc = check_room_id(r, room_id);
     if (rc) {
         return rc;
+    }
+    if (strcmp(type, "m.room.redaction") == 0) {
+        /* Spec v1.18: redactions may be sent through /send in every room
+         * version, naming the target in content.redacts. */
+        const char *target = json_get_str(r->json, "redacts");
+        if (!target) {
+            return req_fail(r, -ERR_MISSING_PARAM, "content.redacts is required");
+        }
+        return do_redact(r, room_id, target, txn);
     }
     struct room_event_in in = {.room_id = room_id,
                                .sender = r->auth.user_id,
@@ -247,12 +285,11 @@ int client_event_get(struct req *r)
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
-    json_error_t e;
-    json_t *pdu = json_arena(&r->arena, json_loads(se.json, 0, &e));
-    if (!pdu) {
+    json_t *ev = client_stored_event(r, &se);
+    if (!ev) {
         return req_fail(r, -ERR_UNKNOWN, "Stored event is unreadable");
     }
-    return req_json(r, 200, client_event(pdu, se.event_id));
+    return req_json(r, 200, ev);
 }
 
 /*
@@ -336,13 +373,11 @@ int client_messages(struct req *r)
         if (to >= 0 && (backwards ? evs[i].stream_ordering <= to : evs[i].stream_ordering > to)) {
             break;
         }
-        json_error_t e;
-        json_t *pdu = json_loads(evs[i].json, 0, &e);
-        if (!pdu) {
+        json_t *ev = client_stored_event(r, &evs[i]);
+        if (!ev) {
             continue;
         }
-        json_array_append_new(chunk, client_event(pdu, evs[i].event_id));
-        json_decref(pdu);
+        json_array_append_new(chunk, ev);
         last = evs[i].stream_ordering;
     }
     json_t *body = json_object();
@@ -356,6 +391,76 @@ int client_messages(struct req *r)
                                              (long long)(backwards ? last - 1 : last))));
     }
     return req_json(r, 200, body);
+}
+
+/* ---- redactions ---- */
+
+/*
+ * PUT /rooms/{roomId}/redact/{eventId}/{txnId}: sends m.room.redaction.
+ * Redacting another user's event needs the room's "redact" level (the
+ * condition room versions 3+ apply before serving a redaction; v1-v2 check
+ * it in the auth rules too).
+ */
+int client_redact(struct req *r)
+{
+    return do_redact(r, r->param[0].p, r->param[1].p, r->param[2].p);
+}
+
+static int do_redact(struct req *r, const char *room_id, const char *event_id, const char *txn)
+{
+    int rc = check_room_id(r, room_id);
+    if (!rc) {
+        rc = require_joined(r, room_id);
+    }
+    if (rc) {
+        return rc;
+    }
+    if (!id_event_valid(event_id, strlen(event_id))) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'%s' is not an event ID", event_id);
+    }
+    struct store_event target;
+    struct store_room room;
+    rc = store_event_get(r->db, &r->arena, event_id, &target);
+    if (rc == 0) {
+        rc = store_room_get(r->db, &r->arena, room_id, &room);
+    }
+    if (rc == -ERR_NOT_FOUND || (rc == 0 && target.room_nid != room.nid)) {
+        return req_fail(r, -ERR_NOT_FOUND, "Event not found");
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_error_t e;
+    json_t *tpdu = json_arena(&r->arena, json_loads(target.json, 0, &e));
+    const char *target_sender = tpdu ? json_get_str(tpdu, "sender") : NULL;
+    if (!target_sender || strcmp(target_sender, r->auth.user_id) != 0) {
+        int64_t level = 0, redact_level = 50;
+        rc = room_power(r, room_id, r->auth.user_id, &level, &redact_level);
+        if (rc < 0) {
+            return req_fail(r, rc, NULL);
+        }
+        if (level < redact_level) {
+            return req_fail(r, -ERR_FORBIDDEN, "You do not have the power to redact this event");
+        }
+    }
+    json_t *content = json_arena(&r->arena, json_object());
+    const char *reason = json_get_str(r->json, "reason");
+    if (reason) {
+        json_object_set_new(content, "reason", json_string(reason));
+    }
+    struct room_event_in in = {.room_id = room_id,
+                               .sender = r->auth.user_id,
+                               .type = "m.room.redaction",
+                               .content = content,
+                               .redacts = event_id,
+                               .txn_id = txn};
+    struct room_event_out out;
+    rc = room_send(r, &in, &out);
+    if (rc) {
+        return rc;
+    }
+    r->result = out.event_id;
+    return room_wait_durable(r, answer_event_id);
 }
 
 /* ---- membership ---- */
