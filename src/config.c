@@ -6,6 +6,12 @@
  * of range is reported as "file:line: problem" and the load fails, so a
  * typo never silently falls back to a default. The key names are a fixed
  * contract with deployment tooling; do not rename them.
+ *
+ * Each mapping in the file is described by a table of fields (key, kind,
+ * where the value goes); load_map walks a mapping against its table and
+ * config_release frees the string fields the tables name. A new key is
+ * one table line, plus a check or custom loader when the plain kinds are
+ * not enough.
  */
 #include "config.h"
 
@@ -81,7 +87,7 @@ static char *get_string(struct loader *l, struct fy_node *v, const char *key, in
     return xstrndup(s, len);
 }
 
-/* A string, or NULL without complaint when the value is YAML null. */
+/* Whether `v` is YAML null: absent, ~, null or empty, but not "null". */
 static bool is_null(struct fy_node *v)
 {
     if (!v || fy_node_is_null(v)) {
@@ -95,22 +101,6 @@ static bool is_null(struct fy_node *v)
     return !s || len == 0 || (len == 1 && s[0] == '~') ||
            (len == 4 && (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 ||
                          memcmp(s, "NULL", 4) == 0));
-}
-
-static char *get_opt_string(struct loader *l, struct fy_node *v, const char *key, int line)
-{
-    if (is_null(v)) {
-        return NULL;
-    }
-    return get_string(l, v, key, line);
-}
-
-static void set_string(char **dst, char *value)
-{
-    if (value) {
-        free(*dst);
-        *dst = value;
-    }
 }
 
 static void get_bool(struct loader *l, struct fy_node *v, const char *key, int line, bool *out)
@@ -130,25 +120,209 @@ static void get_bool(struct loader *l, struct fy_node *v, const char *key, int l
     free(s);
 }
 
-static void get_int(struct loader *l, struct fy_node *v, const char *key, int line, long long min,
-                    long long max, long long *out)
+/* False (with a problem) unless `v` is an integer from min to max. */
+static bool get_int(struct loader *l, struct fy_node *v, const char *key, int line,
+                    long long min, long long max, long long *out)
 {
     char *s = get_string(l, v, key, line);
     if (!s) {
-        return;
+        return false;
     }
     char *end;
     errno = 0;
     long long n = strtoll(s, &end, 10);
-    if (errno || end == s || *end || n < min || n > max) {
-        problem(l, line, "'%s' must be an integer from %lld to %lld, not '%s'", key, min, max, s);
-    } else {
+    bool ok = !errno && end != s && !*end && n >= min && n <= max;
+    if (ok) {
         *out = n;
+    } else {
+        problem(l, line, "'%s' must be an integer from %lld to %lld, not '%s'", key, min, max, s);
     }
     free(s);
+    return ok;
 }
 
-/* ---- value validation ---- */
+/* ---- key tables ---- */
+
+enum field_kind {
+    FIELD_STRING,     /* char * */
+    FIELD_OPT_STRING, /* char *, NULL for YAML null */
+    FIELD_BOOL,       /* bool: true/false, yes/no, on/off */
+    FIELD_INT,        /* int, from min to max */
+    FIELD_INT64,      /* int64_t, from min to max */
+    FIELD_SIZE,       /* size_t, from min to max */
+    FIELD_CHOICE,     /* int or enum: a name that `parse` turns into a value >= 0 */
+    FIELD_SECTION,    /* a nested mapping described by `section` */
+    FIELD_CUSTOM,     /* loaded by `custom` */
+};
+
+/* Reports a problem when a string value, already stored, is not valid. */
+typedef void field_check_fn(struct loader *l, int line, const char *value);
+/* Loads a value the kinds cannot describe into `base`, the table's struct. */
+typedef void field_load_fn(struct loader *l, struct fy_node *v, int line, void *base);
+
+struct field {
+    const char *key;
+    enum field_kind kind;
+    size_t offset;                /* into the struct the table describes */
+    long long min, max;           /* integer kinds */
+    field_check_fn *check;        /* string kinds, optional */
+    int (*parse)(const char *);   /* FIELD_CHOICE: the value, or -1 */
+    const char *choices;          /* FIELD_CHOICE: the names, for the problem */
+    field_load_fn *custom;        /* FIELD_CUSTOM */
+    const struct field *section;  /* FIELD_SECTION; offsets into the same struct */
+};
+
+#define CONFIG_FIELD(member) offsetof(struct config, member)
+
+static void load_map(struct loader *l, struct fy_node *m, const struct field *table, void *base,
+                     const char *what, const char *prefix);
+
+static void load_field(struct loader *l, const struct field *f, struct fy_node *v, int line,
+                       void *base)
+{
+    void *dst = (char *)base + f->offset;
+    long long n;
+    switch (f->kind) {
+    case FIELD_STRING:
+    case FIELD_OPT_STRING: {
+        bool unset = f->kind == FIELD_OPT_STRING && is_null(v);
+        char *s = unset ? NULL : get_string(l, v, f->key, line);
+        if (s || unset) {
+            free(*(char **)dst);
+            *(char **)dst = s;
+        }
+        if (s && f->check) {
+            f->check(l, line, s);
+        }
+        break;
+    }
+    case FIELD_BOOL:
+        get_bool(l, v, f->key, line, dst);
+        break;
+    case FIELD_INT:
+        if (get_int(l, v, f->key, line, f->min, f->max, &n)) {
+            *(int *)dst = (int)n;
+        }
+        break;
+    case FIELD_INT64:
+        if (get_int(l, v, f->key, line, f->min, f->max, &n)) {
+            *(int64_t *)dst = n;
+        }
+        break;
+    case FIELD_SIZE:
+        if (get_int(l, v, f->key, line, f->min, f->max, &n)) {
+            *(size_t *)dst = (size_t)n;
+        }
+        break;
+    case FIELD_CHOICE: {
+        char *s = get_string(l, v, f->key, line);
+        int value = s ? f->parse(s) : 0;
+        if (value < 0) {
+            problem(l, line, "'%s' must be %s, not '%s'", f->key, f->choices, s);
+        } else if (s) {
+            *(int *)dst = value;
+        }
+        free(s);
+        break;
+    }
+    case FIELD_SECTION: {
+        if (!v || !fy_node_is_mapping(v)) {
+            problem(l, line, "'%s' must be a mapping", f->key);
+            break;
+        }
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "%s.", f->key);
+        load_map(l, v, f->section, base, f->key, prefix);
+        break;
+    }
+    case FIELD_CUSTOM:
+        f->custom(l, v, line, base);
+        break;
+    }
+}
+
+/*
+ * Loads the mapping `m` into `base` by `table`, which ends with a NULL key.
+ * Problems name the mapping as "<what> keys must be strings" and a key
+ * as "unknown key '<prefix><key>'".
+ */
+static void load_map(struct loader *l, struct fy_node *m, const struct field *table, void *base,
+                     const char *what, const char *prefix)
+{
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(m, &it))) {
+        struct fy_node *k = fy_node_pair_key(pair);
+        const char *key = fy_node_get_scalar0(k);
+        int kl = node_line(k);
+        if (!key) {
+            problem(l, kl, "%s keys must be strings", what);
+            continue;
+        }
+        const struct field *f = table;
+        while (f->key && strcmp(f->key, key) != 0) {
+            f++;
+        }
+        if (!f->key) {
+            problem(l, kl, "unknown key '%s%s'", prefix, key);
+            continue;
+        }
+        load_field(l, f, fy_node_pair_value(pair), kl, base);
+    }
+}
+
+/* Frees the string fields of `table` (and its sections) in `base`. */
+static void free_strings(const struct field *table, void *base)
+{
+    for (const struct field *f = table; f->key; f++) {
+        if (f->kind == FIELD_STRING || f->kind == FIELD_OPT_STRING) {
+            free(*(char **)((char *)base + f->offset));
+        } else if (f->kind == FIELD_SECTION) {
+            free_strings(f->section, base);
+        }
+    }
+}
+
+/* ---- value checks ---- */
+
+static void check_server_name(struct loader *l, int line, const char *s)
+{
+    if (!id_server_name_valid(s, strlen(s))) {
+        problem(l, line, "'server_name' must be a DNS name or IP literal with optional port, "
+                         "not '%s'", s);
+    }
+}
+
+static void check_baseurl(struct loader *l, int line, const char *s)
+{
+    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
+        problem(l, line, "'public_baseurl' must start with http:// or https://");
+    }
+}
+
+static void check_delegation(struct loader *l, int line, const char *s)
+{
+    if (!id_server_name_valid(s, strlen(s))) {
+        problem(l, line, "'well_known.server' must be a host with optional port");
+    }
+}
+
+static void check_room_version(struct loader *l, int line, const char *s)
+{
+    if (!roomver_get(s)) {
+        problem(l, line, "'default_room_version' must be one of 1-12, not '%s'", s);
+    }
+}
+
+static void check_public_key(struct loader *l, int line, const char *s)
+{
+    unsigned char raw[64];
+    if (keys_b64_decode(s, strlen(s), raw) != 32) {
+        problem(l, line, "'key' must be an unpadded base64 ed25519 public key");
+    }
+}
+
+/* ---- listeners ---- */
 
 /* Splits "host:port" / "[v6]:port" into host and port. */
 static bool parse_bind(const char *s, char **host, uint16_t *port)
@@ -185,7 +359,61 @@ static bool parse_bind(const char *s, char **host, uint16_t *port)
     return true;
 }
 
-/* ---- sections ---- */
+static void load_bind(struct loader *l, struct fy_node *v, int line, void *base)
+{
+    struct config_listener *out = base;
+    char *s = get_string(l, v, "bind", line);
+    if (s && !parse_bind(s, &out->bind_host, &out->port)) {
+        problem(l, line, "'bind' must be HOST:PORT or [IPV6]:PORT, not '%s'", s);
+    }
+    free(s);
+}
+
+static void load_resources(struct loader *l, struct fy_node *v, int line, void *base)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"client", RESOURCE_CLIENT}, {"federation", RESOURCE_FEDERATION},
+                 {"media", RESOURCE_MEDIA},   {"keys", RESOURCE_KEYS},
+                 {"health", RESOURCE_HEALTH}};
+    struct config_listener *out = base;
+    if (!v || !fy_node_is_sequence(v)) {
+        problem(l, line, "'resources' must be a list");
+        return;
+    }
+    out->resources = 0;
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(v, &it))) {
+        const char *r = fy_node_is_scalar(item) ? fy_node_get_scalar0(item) : NULL;
+        int il = node_line(item) ? node_line(item) : line;
+        unsigned bit = 0;
+        for (size_t i = 0; r && !bit && i < sizeof(names) / sizeof(names[0]); i++) {
+            if (strcmp(names[i].name, r) == 0) {
+                bit = names[i].bit;
+            }
+        }
+        if (!r) {
+            problem(l, il, "resources must be strings");
+        } else if (!bit) {
+            problem(l, il,
+                    "unknown resource '%s' (expected client, federation, media, keys, health)", r);
+        }
+        out->resources |= bit;
+    }
+}
+
+#define LISTENER_FIELD(member) offsetof(struct config_listener, member)
+
+static const struct field listener_fields[] = {
+    {"bind", FIELD_CUSTOM, .custom = load_bind},
+    {"tls", FIELD_BOOL, LISTENER_FIELD(tls)},
+    {"tls_cert", FIELD_OPT_STRING, LISTENER_FIELD(tls_cert)},
+    {"tls_key", FIELD_OPT_STRING, LISTENER_FIELD(tls_key)},
+    {"resources", FIELD_CUSTOM, .custom = load_resources},
+    {NULL},
+};
 
 static void load_listener(struct loader *l, struct fy_node *m, int line,
                           struct config_listener *out)
@@ -196,67 +424,8 @@ static void load_listener(struct loader *l, struct fy_node *m, int line,
         problem(l, line, "each listener must be a mapping");
         return;
     }
-    bool have_bind = false;
-    void *it = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(m, &it))) {
-        struct fy_node *k = fy_node_pair_key(pair);
-        struct fy_node *v = fy_node_pair_value(pair);
-        const char *key = fy_node_get_scalar0(k);
-        int kl = node_line(k);
-        if (!key) {
-            problem(l, kl, "listener keys must be strings");
-        } else if (strcmp(key, "bind") == 0) {
-            char *s = get_string(l, v, key, kl);
-            if (s) {
-                if (!parse_bind(s, &out->bind_host, &out->port)) {
-                    problem(l, kl, "'bind' must be HOST:PORT or [IPV6]:PORT, not '%s'", s);
-                } else {
-                    have_bind = true;
-                }
-                free(s);
-            }
-        } else if (strcmp(key, "tls") == 0) {
-            get_bool(l, v, key, kl, &out->tls);
-        } else if (strcmp(key, "tls_cert") == 0) {
-            set_string(&out->tls_cert, get_opt_string(l, v, key, kl));
-        } else if (strcmp(key, "tls_key") == 0) {
-            set_string(&out->tls_key, get_opt_string(l, v, key, kl));
-        } else if (strcmp(key, "resources") == 0) {
-            if (!v || !fy_node_is_sequence(v)) {
-                problem(l, kl, "'resources' must be a list");
-                continue;
-            }
-            out->resources = 0;
-            void *it2 = NULL;
-            struct fy_node *item;
-            while ((item = fy_node_sequence_iterate(v, &it2))) {
-                const char *r = fy_node_is_scalar(item) ? fy_node_get_scalar0(item) : NULL;
-                int il = node_line(item) ? node_line(item) : kl;
-                if (!r) {
-                    problem(l, il, "resources must be strings");
-                } else if (strcmp(r, "client") == 0) {
-                    out->resources |= RESOURCE_CLIENT;
-                } else if (strcmp(r, "federation") == 0) {
-                    out->resources |= RESOURCE_FEDERATION;
-                } else if (strcmp(r, "media") == 0) {
-                    out->resources |= RESOURCE_MEDIA;
-                } else if (strcmp(r, "keys") == 0) {
-                    out->resources |= RESOURCE_KEYS;
-                } else if (strcmp(r, "health") == 0) {
-                    out->resources |= RESOURCE_HEALTH;
-                } else {
-                    problem(l, il,
-                            "unknown resource '%s' (expected client, federation, media, keys, "
-                            "health)",
-                            r);
-                }
-            }
-        } else {
-            problem(l, kl, "unknown key 'listeners[].%s'", key);
-        }
-    }
-    if (!have_bind) {
+    load_map(l, m, listener_fields, out, "listener", "listeners[].");
+    if (!out->bind_host) {
         problem(l, line, "listener has no valid 'bind'");
     }
     if (out->tls && (!out->tls_cert || !out->tls_key)) {
@@ -264,8 +433,18 @@ static void load_listener(struct loader *l, struct fy_node *m, int line,
     }
 }
 
-static void load_listeners(struct loader *l, struct fy_node *v, int line, struct config *c)
+static void release_listeners(struct config *c)
 {
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        free(c->listeners[i].bind_host);
+        free_strings(listener_fields, &c->listeners[i]);
+    }
+    free(c->listeners);
+}
+
+static void load_listeners(struct loader *l, struct fy_node *v, int line, void *base)
+{
+    struct config *c = base;
     if (!v || !fy_node_is_sequence(v)) {
         problem(l, line, "'listeners' must be a list");
         return;
@@ -275,12 +454,7 @@ static void load_listeners(struct loader *l, struct fy_node *v, int line, struct
         problem(l, line, "'listeners' must not be empty");
         return;
     }
-    for (size_t i = 0; i < c->n_listeners; i++) {
-        free(c->listeners[i].bind_host);
-        free(c->listeners[i].tls_cert);
-        free(c->listeners[i].tls_key);
-    }
-    free(c->listeners);
+    release_listeners(c);
     c->listeners = xcalloc((size_t)n, sizeof(*c->listeners));
     c->n_listeners = (size_t)n;
     void *it = NULL;
@@ -291,158 +465,22 @@ static void load_listeners(struct loader *l, struct fy_node *v, int line, struct
     }
 }
 
-static void load_database(struct loader *l, struct fy_node *m, int line, struct config *c)
-{
-    if (!m || !fy_node_is_mapping(m)) {
-        problem(l, line, "'database' must be a mapping");
-        return;
-    }
-    void *it = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(m, &it))) {
-        struct fy_node *k = fy_node_pair_key(pair);
-        struct fy_node *v = fy_node_pair_value(pair);
-        const char *key = fy_node_get_scalar0(k);
-        int kl = node_line(k);
-        if (!key) {
-            problem(l, kl, "database keys must be strings");
-        } else if (strcmp(key, "engine") == 0) {
-            char *s = get_string(l, v, key, kl);
-            if (!s) {
-                continue;
-            }
-            if (strcmp(s, "sqlite") == 0) {
-                c->database.engine = DB_ENGINE_SQLITE;
-            } else if (strcmp(s, "postgres") == 0 || strcmp(s, "postgresql") == 0) {
-                c->database.engine = DB_ENGINE_POSTGRES;
-            } else {
-                problem(l, kl, "'engine' must be sqlite or postgres, not '%s'", s);
-            }
-            free(s);
-        } else if (strcmp(key, "path") == 0) {
-            set_string(&c->database.path, get_string(l, v, key, kl));
-        } else if (strcmp(key, "conninfo") == 0) {
-            set_string(&c->database.conninfo, get_opt_string(l, v, key, kl));
-        } else {
-            problem(l, kl, "unknown key 'database.%s'", key);
-        }
-    }
-}
+/* ---- old signing keys ---- */
 
-static void load_registration(struct loader *l, struct fy_node *m, int line, struct config *c)
-{
-    if (!m || !fy_node_is_mapping(m)) {
-        problem(l, line, "'registration' must be a mapping");
-        return;
-    }
-    void *it = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(m, &it))) {
-        struct fy_node *k = fy_node_pair_key(pair);
-        struct fy_node *v = fy_node_pair_value(pair);
-        const char *key = fy_node_get_scalar0(k);
-        int kl = node_line(k);
-        if (!key) {
-            problem(l, kl, "registration keys must be strings");
-        } else if (strcmp(key, "enabled") == 0) {
-            get_bool(l, v, key, kl, &c->registration.enabled);
-        } else if (strcmp(key, "tokens_required") == 0) {
-            get_bool(l, v, key, kl, &c->registration.tokens_required);
-        } else if (strcmp(key, "guests") == 0) {
-            get_bool(l, v, key, kl, &c->registration.guests);
-        } else if (strcmp(key, "shared_secret") == 0) {
-            free(c->registration.shared_secret);
-            c->registration.shared_secret = get_opt_string(l, v, key, kl);
-        } else {
-            problem(l, kl, "unknown key 'registration.%s'", key);
-        }
-    }
-}
-
-static void load_rate_limits(struct loader *l, struct fy_node *m, int line, struct config *c)
-{
-    if (!m || !fy_node_is_mapping(m)) {
-        problem(l, line, "'rate_limits' must be a mapping");
-        return;
-    }
-    void *it = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(m, &it))) {
-        struct fy_node *k = fy_node_pair_key(pair);
-        const char *key = fy_node_get_scalar0(k);
-        int kl = node_line(k);
-        if (key && strcmp(key, "enabled") == 0) {
-            get_bool(l, fy_node_pair_value(pair), key, kl, &c->rate_limits.enabled);
-        } else {
-            problem(l, kl, "unknown key 'rate_limits.%s'", key ? key : "?");
-        }
-    }
-}
-
-static void load_federation(struct loader *l, struct fy_node *m, int line, struct config *c)
-{
-    if (!m || !fy_node_is_mapping(m)) {
-        problem(l, line, "'federation' must be a mapping");
-        return;
-    }
-    void *it = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(m, &it))) {
-        struct fy_node *k = fy_node_pair_key(pair);
-        struct fy_node *v = fy_node_pair_value(pair);
-        const char *key = fy_node_get_scalar0(k);
-        int kl = node_line(k);
-        if (!key) {
-            problem(l, kl, "federation keys must be strings");
-        } else if (strcmp(key, "verify_tls") == 0) {
-            get_bool(l, v, key, kl, &c->federation.verify_tls);
-        } else if (strcmp(key, "extra_ca_file") == 0) {
-            free(c->federation.extra_ca_file);
-            c->federation.extra_ca_file = get_opt_string(l, v, key, kl);
-        } else {
-            problem(l, kl, "unknown key 'federation.%s'", key);
-        }
-    }
-}
-
-static void load_well_known(struct loader *l, struct fy_node *m, int line, struct config *c)
-{
-    if (!m || !fy_node_is_mapping(m)) {
-        problem(l, line, "'well_known' must be a mapping");
-        return;
-    }
-    void *it = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(m, &it))) {
-        struct fy_node *k = fy_node_pair_key(pair);
-        struct fy_node *v = fy_node_pair_value(pair);
-        const char *key = fy_node_get_scalar0(k);
-        int kl = node_line(k);
-        if (!key) {
-            problem(l, kl, "well_known keys must be strings");
-        } else if (strcmp(key, "server") == 0) {
-            free(c->well_known.server);
-            c->well_known.server = get_opt_string(l, v, key, kl);
-            if (c->well_known.server && !id_server_name_valid(c->well_known.server, strlen(c->well_known.server))) {
-                problem(l, kl, "'well_known.server' must be a host with optional port");
-            }
-        } else if (strcmp(key, "serve_server") == 0) {
-            get_bool(l, v, key, kl, &c->well_known.serve_server);
-        } else if (strcmp(key, "identity_server") == 0) {
-            free(c->well_known.identity_server);
-            c->well_known.identity_server = get_opt_string(l, v, key, kl);
-        } else {
-            problem(l, kl, "unknown key 'well_known.%s'", key);
-        }
-    }
-}
+static const struct field old_key_fields[] = {
+    {"key", FIELD_STRING, offsetof(struct config_old_key, key), .check = check_public_key},
+    {"expired_ts", FIELD_INT64, offsetof(struct config_old_key, expired_ts), .min = 0,
+     .max = 9007199254740991LL},
+    {NULL},
+};
 
 /*
  * old_signing_keys: {"ed25519:id": {key: "<base64 public key>", expired_ts: ms}}
  * Published as old_verify_keys so events signed with them still verify.
  */
-static void load_old_keys(struct loader *l, struct fy_node *m, int line, struct config *c)
+static void load_old_keys(struct loader *l, struct fy_node *m, int line, void *base)
 {
+    struct config *c = base;
     if (is_null(m)) {
         return;
     }
@@ -467,114 +505,88 @@ static void load_old_keys(struct loader *l, struct fy_node *m, int line, struct 
             problem(l, kl, "'%s' must map to {key, expired_ts}", key_id);
             continue;
         }
-        struct config_old_key *ok = &c->old_keys[c->n_old_keys];
+        struct config_old_key *ok = &c->old_keys[c->n_old_keys++];
         ok->key_id = xstrdup(key_id);
-        c->n_old_keys++;
-        long long ts = -1;
-        void *it2 = NULL;
-        struct fy_node_pair *p2;
-        while ((p2 = fy_node_mapping_iterate(v, &it2))) {
-            struct fy_node *k2 = fy_node_pair_key(p2);
-            const char *name = fy_node_get_scalar0(k2);
-            int l2 = node_line(k2);
-            if (name && strcmp(name, "key") == 0) {
-                set_string(&ok->key, get_string(l, fy_node_pair_value(p2), name, l2));
-                unsigned char raw[64];
-                if (ok->key && keys_b64_decode(ok->key, strlen(ok->key), raw) != 32) {
-                    problem(l, l2, "'key' must be an unpadded base64 ed25519 public key");
-                }
-            } else if (name && strcmp(name, "expired_ts") == 0) {
-                get_int(l, fy_node_pair_value(p2), name, l2, 0, 9007199254740991LL, &ts);
-            } else {
-                problem(l, l2, "unknown key 'old_signing_keys.%s.%s'", key_id, name ? name : "?");
-            }
-        }
-        if (!ok->key || ts < 0) {
+        ok->expired_ts = -1;
+        char prefix[300];
+        snprintf(prefix, sizeof(prefix), "old_signing_keys.%s.", key_id);
+        load_map(l, v, old_key_fields, ok, key_id, prefix);
+        if (!ok->key || ok->expired_ts < 0) {
             problem(l, kl, "'%s' needs 'key' and 'expired_ts'", key_id);
         }
-        ok->expired_ts = ts;
     }
 }
 
-static void load_root(struct loader *l, struct fy_node *root, struct config *c)
+/* ---- sections ---- */
+
+static int engine_parse(const char *s)
 {
-    void *it = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(root, &it))) {
-        struct fy_node *k = fy_node_pair_key(pair);
-        struct fy_node *v = fy_node_pair_value(pair);
-        const char *key = fy_node_get_scalar0(k);
-        int kl = node_line(k);
-        long long n;
-        if (!key) {
-            problem(l, kl, "top-level keys must be strings");
-        } else if (strcmp(key, "server_name") == 0) {
-            char *s = get_string(l, v, key, kl);
-            if (s && !id_server_name_valid(s, strlen(s))) {
-                problem(l, kl, "'server_name' must be a DNS name or IP literal with optional "
-                               "port, not '%s'", s);
-                free(s);
-            } else {
-                set_string(&c->server_name, s);
-            }
-        } else if (strcmp(key, "public_baseurl") == 0) {
-            char *s = get_string(l, v, key, kl);
-            if (s && strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
-                problem(l, kl, "'public_baseurl' must start with http:// or https://");
-                free(s);
-                s = NULL;
-            }
-            set_string(&c->public_baseurl, s);
-        } else if (strcmp(key, "listeners") == 0) {
-            load_listeners(l, v, kl, c);
-        } else if (strcmp(key, "database") == 0) {
-            load_database(l, v, kl, c);
-        } else if (strcmp(key, "signing_key_path") == 0) {
-            set_string(&c->signing_key_path, get_string(l, v, key, kl));
-        } else if (strcmp(key, "media_path") == 0) {
-            set_string(&c->media_path, get_string(l, v, key, kl));
-        } else if (strcmp(key, "registration") == 0) {
-            load_registration(l, v, kl, c);
-        } else if (strcmp(key, "rate_limits") == 0) {
-            load_rate_limits(l, v, kl, c);
-        } else if (strcmp(key, "federation") == 0) {
-            load_federation(l, v, kl, c);
-        } else if (strcmp(key, "well_known") == 0) {
-            load_well_known(l, v, kl, c);
-        } else if (strcmp(key, "log_level") == 0) {
-            char *s = get_string(l, v, key, kl);
-            if (s) {
-                int lv = log_level_parse(s);
-                if (lv < 0) {
-                    problem(l, kl, "'log_level' must be debug, info, warn or error, not '%s'", s);
-                } else {
-                    c->log_level = lv;
-                }
-                free(s);
-            }
-        } else if (strcmp(key, "default_room_version") == 0) {
-            char *s = get_string(l, v, key, kl);
-            if (s && !roomver_get(s)) {
-                problem(l, kl, "'default_room_version' must be one of 1-12, not '%s'", s);
-                free(s);
-            } else {
-                set_string(&c->default_room_version, s);
-            }
-        } else if (strcmp(key, "old_signing_keys") == 0) {
-            load_old_keys(l, v, kl, c);
-        } else if (strcmp(key, "workers") == 0) {
-            n = c->workers;
-            get_int(l, v, key, kl, 0, 256, &n);
-            c->workers = (int)n;
-        } else if (strcmp(key, "max_request_bytes") == 0) {
-            n = (long long)c->max_request_bytes;
-            get_int(l, v, key, kl, 1024, 1LL << 30, &n);
-            c->max_request_bytes = (size_t)n;
-        } else {
-            problem(l, kl, "unknown key '%s'", key);
-        }
+    if (strcmp(s, "sqlite") == 0) {
+        return DB_ENGINE_SQLITE;
     }
+    if (strcmp(s, "postgres") == 0 || strcmp(s, "postgresql") == 0) {
+        return DB_ENGINE_POSTGRES;
+    }
+    return -1;
 }
+
+_Static_assert(sizeof(enum config_db_engine) == sizeof(int), "FIELD_CHOICE stores an int");
+
+static const struct field database_fields[] = {
+    {"engine", FIELD_CHOICE, CONFIG_FIELD(database.engine), .parse = engine_parse,
+     .choices = "sqlite or postgres"},
+    {"path", FIELD_STRING, CONFIG_FIELD(database.path)},
+    {"conninfo", FIELD_OPT_STRING, CONFIG_FIELD(database.conninfo)},
+    {NULL},
+};
+
+static const struct field registration_fields[] = {
+    {"enabled", FIELD_BOOL, CONFIG_FIELD(registration.enabled)},
+    {"tokens_required", FIELD_BOOL, CONFIG_FIELD(registration.tokens_required)},
+    {"shared_secret", FIELD_OPT_STRING, CONFIG_FIELD(registration.shared_secret)},
+    {"guests", FIELD_BOOL, CONFIG_FIELD(registration.guests)},
+    {NULL},
+};
+
+static const struct field rate_limits_fields[] = {
+    {"enabled", FIELD_BOOL, CONFIG_FIELD(rate_limits.enabled)},
+    {NULL},
+};
+
+static const struct field federation_fields[] = {
+    {"verify_tls", FIELD_BOOL, CONFIG_FIELD(federation.verify_tls)},
+    {"extra_ca_file", FIELD_OPT_STRING, CONFIG_FIELD(federation.extra_ca_file)},
+    {NULL},
+};
+
+static const struct field well_known_fields[] = {
+    {"serve_server", FIELD_BOOL, CONFIG_FIELD(well_known.serve_server)},
+    {"server", FIELD_OPT_STRING, CONFIG_FIELD(well_known.server), .check = check_delegation},
+    {"identity_server", FIELD_OPT_STRING, CONFIG_FIELD(well_known.identity_server)},
+    {NULL},
+};
+
+static const struct field root_fields[] = {
+    {"server_name", FIELD_STRING, CONFIG_FIELD(server_name), .check = check_server_name},
+    {"public_baseurl", FIELD_STRING, CONFIG_FIELD(public_baseurl), .check = check_baseurl},
+    {"listeners", FIELD_CUSTOM, .custom = load_listeners},
+    {"database", FIELD_SECTION, .section = database_fields},
+    {"signing_key_path", FIELD_STRING, CONFIG_FIELD(signing_key_path)},
+    {"media_path", FIELD_STRING, CONFIG_FIELD(media_path)},
+    {"registration", FIELD_SECTION, .section = registration_fields},
+    {"rate_limits", FIELD_SECTION, .section = rate_limits_fields},
+    {"federation", FIELD_SECTION, .section = federation_fields},
+    {"well_known", FIELD_SECTION, .section = well_known_fields},
+    {"log_level", FIELD_CHOICE, CONFIG_FIELD(log_level), .parse = log_level_parse,
+     .choices = "debug, info, warn or error"},
+    {"default_room_version", FIELD_STRING, CONFIG_FIELD(default_room_version),
+     .check = check_room_version},
+    {"old_signing_keys", FIELD_CUSTOM, .custom = load_old_keys},
+    {"workers", FIELD_INT, CONFIG_FIELD(workers), .min = 0, .max = 256},
+    {"max_request_bytes", FIELD_SIZE, CONFIG_FIELD(max_request_bytes), .min = 1024,
+     .max = 1LL << 30},
+    {NULL},
+};
 
 /* ---- public ---- */
 
@@ -642,7 +654,7 @@ int config_load(const char *path, struct config *out)
     c.server_name = NULL;
     free(c.public_baseurl);
     c.public_baseurl = NULL;
-    load_root(&l, root, &c);
+    load_map(&l, root, root_fields, &c, "top-level", "");
     fy_document_destroy(doc);
 
     if (!c.server_name) {
@@ -685,26 +697,11 @@ int config_load(const char *path, struct config *out)
 void config_release(struct config *c)
 {
     free(c->path);
-    free(c->server_name);
-    free(c->public_baseurl);
-    for (size_t i = 0; i < c->n_listeners; i++) {
-        free(c->listeners[i].bind_host);
-        free(c->listeners[i].tls_cert);
-        free(c->listeners[i].tls_key);
-    }
-    free(c->listeners);
-    free(c->database.path);
-    free(c->database.conninfo);
-    free(c->signing_key_path);
-    free(c->media_path);
-    free(c->registration.shared_secret);
-    free(c->federation.extra_ca_file);
-    free(c->well_known.server);
-    free(c->well_known.identity_server);
-    free(c->default_room_version);
+    free_strings(root_fields, c); /* every string key, sections included */
+    release_listeners(c);
     for (size_t i = 0; i < c->n_old_keys; i++) {
         free(c->old_keys[i].key_id);
-        free(c->old_keys[i].key);
+        free_strings(old_key_fields, &c->old_keys[i]);
     }
     free(c->old_keys);
     memset(c, 0, sizeof(*c));

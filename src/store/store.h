@@ -355,4 +355,44 @@ int store_aliases_of_room(struct store_conn *c, struct arena *arena, const char 
 int store_user_rooms(struct store_conn *c, struct arena *arena, const char *user_id,
                      const char *membership, char ***room_ids, size_t *n);
 
+/* ---- the published room directory (directory.c) ---- */
+
+struct store_published_room {
+    char *room_id;
+    int64_t joined; /* members whose current membership is "join" */
+};
+/*
+ * Every room with rooms.published set, with its joined member count, the
+ * largest first and then by room ID, so the order is stable for paging.
+ * The array and strings are in the arena; *n may be 0.
+ */
+int store_published_rooms(struct store_conn *c, struct arena *arena,
+                          struct store_published_room **out, size_t *n);
+
+/* ---- context, timestamps, forgotten rooms (room_extras.c) ---- */
+
+/*
+ * The event of a room closest to `ts` (milliseconds): with `forwards` the
+ * first whose origin_server_ts is >= ts, else the last whose
+ * origin_server_ts is <= ts; ties go to the lower (forwards) or higher
+ * (backwards) stream ordering. Only timeline events that were not
+ * rejected count. 0 with *event_id (arena) and *event_ts, or
+ * -ERR_NOT_FOUND.
+ */
+int store_event_at_ts(struct store_conn *c, struct arena *arena, int64_t room_nid, int64_t ts,
+                      bool forwards, char **event_id, int64_t *event_ts);
+
+/*
+ * Records that `user_id` forgot the room: the row names the user's current
+ * m.room.member event, so the forget lasts until the membership changes
+ * (a new invite or join ends it). Forgetting again replaces the row; with
+ * no membership in the room nothing is written. 0 or a negative ERR_*.
+ */
+int store_room_forget(struct store_conn *c, const char *user_id, int64_t room_nid, int64_t now);
+
+/* Room IDs the user has forgotten and whose membership has not changed
+ * since (rooms that must not appear for the user, e.g. in /sync). */
+int store_user_forgotten_rooms(struct store_conn *c, struct arena *arena, const char *user_id,
+                               char ***room_ids, size_t *n);
+
 #endif

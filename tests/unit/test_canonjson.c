@@ -12,18 +12,7 @@
 #include "core/canonjson.h"
 #include "core/roomver.h"
 #include "unit.h"
-
-static json_t *load_vector(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", MYELIN_VECTORS, name);
-    json_error_t e;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
-    if (!j) {
-        fail_msg("cannot load %s: %s (line %d)", path, e.text, e.line);
-    }
-    return j;
-}
+#include "vectors.h"
 
 /* Parses `in`, writes it canonically in `mode`; returns the rc and leaves
  * the text in *out (caller releases). */
@@ -60,7 +49,7 @@ static void assert_canon_fails(const char *in, enum canonjson_mode mode, int wan
 
 static void test_spec_examples(void **state)
 {
-    json_t *doc = load_vector("canonical_json.json");
+    json_t *doc = vectors_load("canonical_json.json");
     json_t *cases = json_object_get(doc, "cases");
     assert_true(json_array_size(cases) >= 10);
     size_t i;

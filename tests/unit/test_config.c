@@ -79,7 +79,12 @@ static const char full[] =
     "  \"ed25519:old\":\n"
     "    key: \"XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gDh3v4nR+NA\"\n"
     "    expired_ts: 1700000000000\n"
-    "workers: 3\n";
+    "workers: 3\n"
+    "max_request_bytes: 2048\n"
+    "well_known:\n"
+    "  serve_server: off\n"
+    "  server: \"m.example.org:443\"\n"
+    "  identity_server: \"https://id.example.org\"\n";
 
 static void test_full_config(void **state)
 {
@@ -114,7 +119,12 @@ static void test_full_config(void **state)
     assert_string_equal(c.default_room_version, "10");
     assert_int_equal(c.n_old_keys, 1);
     assert_string_equal(c.old_keys[0].key_id, "ed25519:old");
+    assert_string_equal(c.old_keys[0].key, "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gDh3v4nR+NA");
     assert_int_equal(c.old_keys[0].expired_ts, 1700000000000LL);
+    assert_int_equal(c.max_request_bytes, 2048);
+    assert_false(c.well_known.serve_server);
+    assert_string_equal(c.well_known.server, "m.example.org:443");
+    assert_string_equal(c.well_known.identity_server, "https://id.example.org");
     config_release(&c);
 }
 
@@ -174,6 +184,23 @@ static void test_bad_configs(void **state)
          ":3: 'key' must be"},
         {"server_name: a.org\nold_signing_keys:\n  \"rsa:x\": {key: \"a\", expired_ts: 1}\n",
          ":3: old signing key IDs"},
+        {"server_name: a.org\nold_signing_keys:\n  \"ed25519:x\":\n    expired_ts: 1\n"
+         "    colour: 1\n",
+         ":5: unknown key 'old_signing_keys.ed25519:x.colour'"},
+        {"server_name: a.org\nold_signing_keys:\n  \"ed25519:x\":\n    expired_ts: 1\n",
+         ":3: 'ed25519:x' needs 'key' and 'expired_ts'"},
+        {"server_name: a.org\nlisteners:\n  - bind: \"127.0.0.1:1\"\n    colour: 1\n",
+         ":4: unknown key 'listeners[].colour'"},
+        {"server_name: a.org\nlisteners:\n  - tls: false\n", ":2: listener has no valid 'bind'"},
+        {"server_name: a.org\ndatabase: sqlite\n", ":2: 'database' must be a mapping"},
+        {"server_name: a.org\nrate_limits:\n  enabled: true\n  burst: 3\n",
+         ":4: unknown key 'rate_limits.burst'"},
+        {"server_name: a.org\nwell_known:\n  server: \"bad host!\"\n",
+         ":3: 'well_known.server' must be"},
+        {"server_name: a.org\npublic_baseurl: \"ftp://a.org/\"\n", ":2: 'public_baseurl' must"},
+        {"server_name: a.org\nmax_request_bytes: 10\n",
+         ":2: 'max_request_bytes' must be an integer from 1024"},
+        {"server_name: a.org\nmedia_path: [a, b]\n", ":2: 'media_path' must be a string"},
         {"- just\n- a list\n", "must be a mapping"},
         {"server_name: [unclosed\n", "not a valid YAML document"},
     };

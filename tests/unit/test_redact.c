@@ -12,24 +12,13 @@
 #include "core/redact.h"
 #include "core/roomver.h"
 #include "unit.h"
+#include "vectors.h"
 
 static json_t *vectors;
 
-static json_t *load_vector(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", MYELIN_VECTORS, name);
-    json_error_t e;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
-    if (!j) {
-        fail_msg("cannot load %s: %s (line %d)", path, e.text, e.line);
-    }
-    return j;
-}
-
 static int setup(void **state)
 {
-    vectors = load_vector("redaction.json");
+    vectors = vectors_load("redaction.json");
     return vectors ? 0 : -1;
 }
 

@@ -19,18 +19,7 @@
 #include "core/roomver.h"
 #include "core/sign.h"
 #include "unit.h"
-
-static json_t *load_vector(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", MYELIN_VECTORS, name);
-    json_error_t e;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
-    if (!j) {
-        fail_msg("cannot load %s: %s (line %d)", path, e.text, e.line);
-    }
-    return j;
-}
+#include "vectors.h"
 
 /* The key of a vector file: "ed25519 <version> <seed>" from its fields. */
 static void vector_key(const json_t *doc, struct signing_key *key)
@@ -89,7 +78,7 @@ static void test_base64(void **state)
 
 static void test_json_vectors(void **state)
 {
-    json_t *doc = load_vector("signing.json");
+    json_t *doc = vectors_load("signing.json");
     struct signing_key key;
     vector_key(doc, &key);
     const char *entity = json_string_value(json_object_get(doc, "server_name"));
@@ -110,7 +99,7 @@ static void test_json_vectors(void **state)
 
 static void test_verify_failures(void **state)
 {
-    json_t *doc = load_vector("signing.json");
+    json_t *doc = vectors_load("signing.json");
     struct signing_key key, other;
     vector_key(doc, &key);
     const char *line = "ed25519 2 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -247,7 +236,7 @@ static int lookup(void *p, const char *server_name, const char *key_id, int64_t 
 
 static void test_event_vectors(void **state)
 {
-    json_t *doc = load_vector("event_signing.json");
+    json_t *doc = vectors_load("event_signing.json");
     struct signing_key key;
     vector_key(doc, &key);
     const char *server = json_string_value(json_object_get(doc, "server_name"));
@@ -279,7 +268,7 @@ static void test_event_vectors(void **state)
 
 static void test_event_tampering(void **state)
 {
-    json_t *doc = load_vector("event_signing.json");
+    json_t *doc = vectors_load("event_signing.json");
     struct signing_key key;
     vector_key(doc, &key);
     const struct room_version *rv = roomver_get("1");
@@ -425,7 +414,7 @@ static void test_restricted_join_signatures(void **state)
 
 static void test_event_ids(void **state)
 {
-    json_t *doc = load_vector("event_ids.json");
+    json_t *doc = vectors_load("event_ids.json");
     struct arena arena;
     arena_init(&arena);
     size_t i;

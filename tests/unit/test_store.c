@@ -657,6 +657,79 @@ static void statement_cache(void **state)
     db_cache_release(&c);
 }
 
+/* Forgotten rooms last while the membership they were recorded for is
+ * current; timestamp lookups pick the nearest timeline event either way. */
+static void room_extras(void **state)
+{
+    struct fixture *f = fixture(state);
+    struct store *s = NULL;
+    struct store_conn *c = NULL;
+    assert_int_equal(store_open(&f->cfg, &s), 0);
+    assert_int_equal(store_conn_open(s, &c), 0);
+    struct arena a;
+    arena_init(&a);
+
+    struct store_room room = {.nid = 1, .room_id = "!r:test", .room_version = "10"};
+    assert_int_equal(store_room_insert(c, &room), 0);
+    assert_int_equal(store_intern_add(c, STORE_INTERN_TYPE, 3, "m.room.member"), 0);
+    assert_int_equal(store_intern_add(c, STORE_INTERN_STATE_KEY, 7, "@u:test"), 0);
+    assert_int_equal(store_current_state_put(c, 1, 3, 7, 100, "leave"), 0);
+
+    char **ids = NULL;
+    size_t n = 9;
+    assert_int_equal(store_room_forget(c, "@u:test", 1, 5), 0);
+    assert_int_equal(store_user_forgotten_rooms(c, &a, "@u:test", &ids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], "!r:test");
+    /* A new membership ends it; forgetting again (twice) records anew. */
+    assert_int_equal(store_current_state_put(c, 1, 3, 7, 101, "join"), 0);
+    assert_int_equal(store_user_forgotten_rooms(c, &a, "@u:test", &ids, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_current_state_put(c, 1, 3, 7, 102, "leave"), 0);
+    assert_int_equal(store_room_forget(c, "@u:test", 1, 6), 0);
+    assert_int_equal(store_room_forget(c, "@u:test", 1, 7), 0);
+    assert_int_equal(store_user_forgotten_rooms(c, &a, "@u:test", &ids, &n), 0);
+    assert_int_equal(n, 1);
+    /* Without a membership there is nothing to record. */
+    assert_int_equal(store_room_forget(c, "@nobody:test", 1, 5), 0);
+    assert_int_equal(store_user_forgotten_rooms(c, &a, "@nobody:test", &ids, &n), 0);
+    assert_int_equal(n, 0);
+
+    /* Events at ts 10, 20, 20 (stream 2, 3), 30 (rejected), 40. */
+    static const int64_t ts[] = {10, 20, 20, 30, 40};
+    for (int i = 0; i < 5; i++) {
+        struct store_event_row ev = {.nid = 200 + i,
+                                     .event_id = arena_printf(&a, "$e%d", i),
+                                     .room_nid = 1,
+                                     .type_nid = 3,
+                                     .sender = "@u:test",
+                                     .depth = i + 1,
+                                     .origin_server_ts = ts[i],
+                                     .stream_ordering = i + 1,
+                                     .rejected = i == 3,
+                                     .json = "{}"};
+        assert_int_equal(store_event_insert(c, &ev), 0);
+    }
+    char *id = NULL;
+    int64_t at = 0;
+    assert_int_equal(store_event_at_ts(c, &a, 1, 15, true, &id, &at), 0);
+    assert_string_equal(id, "$e1");
+    assert_int_equal(at, 20);
+    assert_int_equal(store_event_at_ts(c, &a, 1, 25, false, &id, &at), 0);
+    assert_string_equal(id, "$e2");
+    assert_int_equal(store_event_at_ts(c, &a, 1, 21, true, &id, &at), 0);
+    assert_string_equal(id, "$e4"); /* the rejected event does not count */
+    assert_int_equal(store_event_at_ts(c, &a, 1, 10, false, &id, &at), 0);
+    assert_string_equal(id, "$e0");
+    assert_int_equal(store_event_at_ts(c, &a, 1, 9, false, &id, &at), -ERR_NOT_FOUND);
+    assert_int_equal(store_event_at_ts(c, &a, 1, 41, true, &id, &at), -ERR_NOT_FOUND);
+    assert_int_equal(store_event_at_ts(c, &a, 2, 0, true, &id, &at), -ERR_NOT_FOUND);
+
+    arena_release(&a);
+    store_conn_close(c);
+    store_close(s);
+}
+
 #define BOTH(fn)                                         \
     {"sqlite/" #fn, fn, setup_sqlite, teardown, NULL},  \
     {"postgres/" #fn, fn, setup_pg, teardown, NULL}
@@ -675,6 +748,7 @@ int test_store(void)
         BOTH(concurrent_open),
         BOTH(statement_reuse),
         BOTH(ping),
+        BOTH(room_extras),
         cmocka_unit_test(sqlite_memory),
         cmocka_unit_test(pg_placeholders),
         cmocka_unit_test(statement_cache),

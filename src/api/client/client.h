@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/req.h"
 
@@ -55,5 +56,63 @@ int client__user_create(struct req *r, const char *user_id, const char *password
  */
 int client__session_response(struct req *r, const char *user_id, const char *device_id,
                              const char *display_name, bool refresh, json_t **out);
+
+/* ---- rooms (shared by rooms.c and room_extras.c) ---- */
+
+struct store_event;
+
+/*
+ * The client format of a PDU (spec "ClientEvent"): the federation-only
+ * keys removed, `event_id` added, unsigned.age computed. A new reference.
+ */
+json_t *client__event(const json_t *pdu, const char *event_id);
+/* A stored event in the client format, with unsigned.redacted_because
+ * when it was redacted; NULL when its JSON is unreadable. */
+json_t *client__stored_event(struct req *r, const struct store_event *se);
+/* A current-state PDU from svc/room (which carries "event_id") in the
+ * client format. */
+json_t *client__state_event(struct req *r, const json_t *pdu);
+
+/* 0 when r->auth.user_id is joined to the room; otherwise the
+ * M_FORBIDDEN failure (also for unknown rooms). */
+int client__require_joined(struct req *r, const char *room_id);
+/* 0 for a well-formed room ID, else the M_INVALID_PARAM failure. */
+int client__check_room_id(struct req *r, const char *room_id);
+/* Parses a /messages stream token "s<N>" into N; false when malformed. */
+bool client__parse_stream_token(const char *s, int64_t *out);
+
+/*
+ * Sends m.room.member for `target` with `membership`, the body's optional
+ * "reason", the sender's profile when joining itself, and the keys of
+ * `extra` (borrowed, may be NULL). Returns 0 or the failure set on r.
+ */
+int client__set_membership(struct req *r, const char *room_id, const char *target,
+                           const char *membership, json_t *extra);
+/* Resolves a room ID or a local alias into *room_id; M_NOT_FOUND for an
+ * unknown alias, M_INVALID_PARAM for anything else malformed. */
+int client__resolve_room(struct req *r, const char *id_or_alias, const char **room_id);
+
+/*
+ * Restricted joins (spec "Restricted rooms", room versions 8+ with join
+ * rule "restricted", 10+ also "knock_restricted"), in room_extras.c: when
+ * r->auth.user_id joins `room_id` without being invited or joined, checks
+ * the join rule's allow conditions and sets *extra (an arena object, or
+ * NULL when nothing is needed) to {"join_authorised_via_users_server": a
+ * local member able to invite}. Returns 0, or M_FORBIDDEN when no
+ * condition holds, M_UNABLE_TO_GRANT_JOIN when no local member can invite.
+ */
+int client__restricted_join(struct req *r, const char *room_id, json_t **extra);
+
+/*
+ * Spec "PUT /rooms/{roomId}/state/{eventType}/{stateKey}" for
+ * m.room.canonical_alias, in directory.c: the aliases that `content` adds
+ * (in "alias" or "alt_aliases", and not in the current event at the same
+ * state key) must be valid aliases (M_INVALID_PARAM, also for an
+ * "alt_aliases" that is not a list) that point to `room_id` on this server
+ * (M_BAD_ALIAS). Senders the authorization rules will refuse are let
+ * through to that refusal. Returns 0 or the failure set on r.
+ */
+int client__check_canonical_alias(struct req *r, const char *room_id, const char *state_key,
+                                  const json_t *content);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/client/client.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/json.h"
@@ -31,7 +32,7 @@
  * The client format of a PDU (spec "ClientEvent"): the federation-only
  * keys removed, the event ID added, unsigned.age computed.
  */
-static json_t *client_event(const json_t *pdu, const char *event_id)
+json_t *client__event(const json_t *pdu, const char *event_id)
 {
     json_t *ev = json_object();
     static const char *const keep[] = {"type",    "content",  "sender", "origin_server_ts",
@@ -64,14 +65,14 @@ static json_t *client_event(const json_t *pdu, const char *event_id)
  * Serves a stored event: the client format, plus unsigned.redacted_because
  * with the redaction event when it was redacted (spec "Redactions").
  */
-static json_t *client_stored_event(struct req *r, const struct store_event *se)
+json_t *client__stored_event(struct req *r, const struct store_event *se)
 {
     json_error_t e;
     json_t *pdu = json_loads(se->json, 0, &e);
     if (!pdu) {
         return NULL;
     }
-    json_t *ev = client_event(pdu, se->event_id);
+    json_t *ev = client__event(pdu, se->event_id);
     json_decref(pdu);
     if (se->redacted_by) {
         struct store_event red;
@@ -79,7 +80,7 @@ static json_t *client_stored_event(struct req *r, const struct store_event *se)
             json_t *rpdu = json_loads(red.json, 0, &e);
             if (rpdu) {
                 json_object_set_new(json_object_get(ev, "unsigned"), "redacted_because",
-                                    client_event(rpdu, red.event_id));
+                                    client__event(rpdu, red.event_id));
                 json_decref(rpdu);
             }
         }
@@ -89,16 +90,16 @@ static json_t *client_stored_event(struct req *r, const struct store_event *se)
 
 /* The client format of a current-state PDU from svc/room, which carries
  * its "event_id" (inline in v1/v2, added by the room service after). */
-static json_t *client_state_event(struct req *r, const json_t *pdu)
+json_t *client__state_event(struct req *r, const json_t *pdu)
 {
     const char *id = json_get_str(pdu, "event_id");
-    return client_event(pdu, id ? id : "");
+    return client__event(pdu, id ? id : "");
 }
 
 /* ---- access checks ---- */
 
 /* 0 when r->auth.user_id is joined to the room; otherwise the error. */
-static int require_joined(struct req *r, const char *room_id)
+int client__require_joined(struct req *r, const char *room_id)
 {
     const char *membership = NULL;
     int rc = room_membership(r, room_id, r->auth.user_id, &membership);
@@ -108,7 +109,7 @@ static int require_joined(struct req *r, const char *room_id)
     return rc < 0 ? req_fail(r, rc, NULL) : 0;
 }
 
-static int check_room_id(struct req *r, const char *room_id)
+int client__check_room_id(struct req *r, const char *room_id)
 {
     if (!id_room_valid(room_id, strlen(room_id))) {
         return req_fail(r, -ERR_INVALID_PARAM, "'%s' is not a room ID", room_id);
@@ -167,7 +168,7 @@ static int answer_created_public(struct req *r)
 int client_send(struct req *r)
 {
     const char *room_id = r->param[0].p, *type = r->param[1].p, *txn = r->param[2].p;
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (rc) {
         return rc;
     }
@@ -198,7 +199,10 @@ int client_state_put(struct req *r)
 {
     const char *room_id = r->param[0].p, *type = r->param[1].p;
     const char *state_key = r->n_params > 2 ? r->param[2].p : "";
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
+    if (!rc && strcmp(type, "m.room.canonical_alias") == 0) {
+        rc = client__check_canonical_alias(r, room_id, state_key, r->json);
+    }
     if (rc) {
         return rc;
     }
@@ -217,9 +221,9 @@ int client_state_get(struct req *r)
 {
     const char *room_id = r->param[0].p, *type = r->param[1].p;
     const char *state_key = r->n_params > 2 ? r->param[2].p : "";
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = require_joined(r, room_id);
+        rc = client__require_joined(r, room_id);
     }
     if (rc) {
         return rc;
@@ -235,7 +239,7 @@ int client_state_get(struct req *r)
     json_arena(&r->arena, pdu);
     const char *format = req_query(r, "format");
     if (format && strcmp(format, "event") == 0) {
-        return req_json(r, 200, client_state_event(r, pdu));
+        return req_json(r, 200, client__state_event(r, pdu));
     }
     return req_json(r, 200, json_deep_copy(json_object_get(pdu, "content")));
 }
@@ -243,9 +247,9 @@ int client_state_get(struct req *r)
 int client_state_all(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = require_joined(r, room_id);
+        rc = client__require_joined(r, room_id);
     }
     if (rc) {
         return rc;
@@ -259,16 +263,16 @@ int client_state_all(struct req *r)
     json_t *out = json_array();
     size_t i;
     json_t *pdu;
-    json_array_foreach(pdus, i, pdu) { json_array_append_new(out, client_state_event(r, pdu)); }
+    json_array_foreach(pdus, i, pdu) { json_array_append_new(out, client__state_event(r, pdu)); }
     return req_json(r, 200, out);
 }
 
 int client_event_get(struct req *r)
 {
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = require_joined(r, room_id);
+        rc = client__require_joined(r, room_id);
     }
     if (rc) {
         return rc;
@@ -285,7 +289,7 @@ int client_event_get(struct req *r)
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
-    json_t *ev = client_stored_event(r, &se);
+    json_t *ev = client__stored_event(r, &se);
     if (!ev) {
         return req_fail(r, -ERR_UNKNOWN, "Stored event is unreadable");
     }
@@ -300,7 +304,7 @@ int client_event_get(struct req *r)
  * backwards page from now, paged forwards, returns what was sent since.
  * An empty token counts as absent (as Synapse does; nio sends from=).
  */
-static bool parse_token(const char *s, int64_t *out)
+bool client__parse_stream_token(const char *s, int64_t *out)
 {
     if (!s || s[0] != 's') {
         return false;
@@ -317,9 +321,9 @@ static bool parse_token(const char *s, int64_t *out)
 int client_messages(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = require_joined(r, room_id);
+        rc = client__require_joined(r, room_id);
     }
     if (rc) {
         return rc;
@@ -331,12 +335,12 @@ int client_messages(struct req *r)
     }
     int64_t from = backwards ? rooms_stream_pos(r->srv->rooms) : 0;
     const char *from_s = req_query(r, "from");
-    if (from_s && *from_s && !parse_token(from_s, &from)) {
+    if (from_s && *from_s && !client__parse_stream_token(from_s, &from)) {
         return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'from' token");
     }
     int64_t to = -1;
     const char *to_s = req_query(r, "to");
-    if (to_s && *to_s && !parse_token(to_s, &to)) {
+    if (to_s && *to_s && !client__parse_stream_token(to_s, &to)) {
         return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'to' token");
     }
     long limit = MESSAGES_DEFAULT_LIMIT;
@@ -373,7 +377,7 @@ int client_messages(struct req *r)
         if (to >= 0 && (backwards ? evs[i].stream_ordering <= to : evs[i].stream_ordering > to)) {
             break;
         }
-        json_t *ev = client_stored_event(r, &evs[i]);
+        json_t *ev = client__stored_event(r, &evs[i]);
         if (!ev) {
             continue;
         }
@@ -408,9 +412,9 @@ int client_redact(struct req *r)
 
 static int do_redact(struct req *r, const char *room_id, const char *event_id, const char *txn)
 {
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = require_joined(r, room_id);
+        rc = client__require_joined(r, room_id);
     }
     if (rc) {
         return rc;
@@ -466,7 +470,7 @@ static int do_redact(struct req *r, const char *room_id, const char *event_id, c
 /* ---- membership ---- */
 
 /* Sends m.room.member for `target` with `membership` and optional reason. */
-static int set_membership(struct req *r, const char *room_id, const char *target,
+int client__set_membership(struct req *r, const char *room_id, const char *target,
                           const char *membership, json_t *extra)
 {
     json_t *content = json_pack("{s:s}", "membership", membership);
@@ -477,7 +481,8 @@ static int set_membership(struct req *r, const char *room_id, const char *target
     if (reason) {
         json_object_set_new(content, "reason", json_string(reason));
     }
-    if (strcmp(membership, "join") == 0 && strcmp(target, r->auth.user_id) == 0) {
+    if ((strcmp(membership, "join") == 0 || strcmp(membership, "knock") == 0) &&
+        strcmp(target, r->auth.user_id) == 0) {
         struct store_profile p;
         if (store_profile_get(r->db, &r->arena, target, &p) == 0) {
             if (p.displayname) {
@@ -493,11 +498,11 @@ static int set_membership(struct req *r, const char *room_id, const char *target
 }
 
 /* Resolves a room ID or a local alias. */
-static int resolve_room(struct req *r, const char *id_or_alias, const char **room_id)
+int client__resolve_room(struct req *r, const char *id_or_alias, const char **room_id)
 {
     if (id_or_alias[0] == '!') {
         *room_id = id_or_alias;
-        return check_room_id(r, id_or_alias);
+        return client__check_room_id(r, id_or_alias);
     }
     if (id_or_alias[0] != '#' || !id_alias_valid(id_or_alias, strlen(id_or_alias))) {
         return req_fail(r, -ERR_INVALID_PARAM, "'%s' is neither a room ID nor an alias",
@@ -518,11 +523,15 @@ static int resolve_room(struct req *r, const char *id_or_alias, const char **roo
 int client_join(struct req *r)
 {
     const char *room_id = NULL;
-    int rc = resolve_room(r, r->param[0].p, &room_id);
+    int rc = client__resolve_room(r, r->param[0].p, &room_id);
     if (rc) {
         return rc;
     }
-    rc = set_membership(r, room_id, r->auth.user_id, "join", NULL);
+    json_t *extra = NULL;
+    rc = client__restricted_join(r, room_id, &extra);
+    if (!rc) {
+        rc = client__set_membership(r, room_id, r->auth.user_id, "join", extra);
+    }
     if (rc) {
         return rc;
     }
@@ -533,9 +542,9 @@ int client_join(struct req *r)
 int client_leave(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = set_membership(r, room_id, r->auth.user_id, "leave", NULL);
+        rc = client__set_membership(r, room_id, r->auth.user_id, "leave", NULL);
     }
     return rc ? rc : room_wait_durable(r, answer_empty);
 }
@@ -545,7 +554,7 @@ static int member_action(struct req *r, const char *membership)
 {
     const char *room_id = r->param[0].p;
     const char *target = json_get_str(r->json, "user_id");
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (rc) {
         return rc;
     }
@@ -565,7 +574,7 @@ static int member_action(struct req *r, const char *membership)
     } else if (strcmp(membership, "kick") == 0) {
         membership = "leave";
     }
-    rc = set_membership(r, room_id, target, membership, NULL);
+    rc = client__set_membership(r, room_id, target, membership, NULL);
     return rc ? rc : room_wait_durable(r, answer_empty);
 }
 
@@ -589,13 +598,14 @@ int client_joined_rooms(struct req *r)
     return req_json(r, 200, json_pack("{s:o}", "joined_rooms", arr));
 }
 
-/* Member events of the current state, filtered per spec "GET members". */
+/* Member events of the current state, filtered per spec "GET members".
+ * The "at" token is accepted but the current state is served for now. */
 int client_members(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = require_joined(r, room_id);
+        rc = client__require_joined(r, room_id);
     }
     if (rc) {
         return rc;
@@ -621,7 +631,7 @@ int client_members(struct req *r)
         if (!m || (want && strcmp(m, want) != 0) || (not_want && strcmp(m, not_want) == 0)) {
             continue;
         }
-        json_array_append_new(chunk, client_state_event(r, pdu));
+        json_array_append_new(chunk, client__state_event(r, pdu));
     }
     return req_json(r, 200, json_pack("{s:o}", "chunk", chunk));
 }
@@ -629,9 +639,9 @@ int client_members(struct req *r)
 int client_joined_members(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = check_room_id(r, room_id);
+    int rc = client__check_room_id(r, room_id);
     if (!rc) {
-        rc = require_joined(r, room_id);
+        rc = client__require_joined(r, room_id);
     }
     if (rc) {
         return rc;
@@ -823,7 +833,7 @@ int client_create_room(struct req *r)
         return rc;
     }
     /* 2. the creator joins */
-    rc = set_membership(r, room_id, creator, "join", NULL);
+    rc = client__set_membership(r, room_id, creator, "join", NULL);
     /* 3. power levels, with the override merged over the defaults */
     if (!rc) {
         /* v12 trusted invitees are additional creators, never listed in users. */
@@ -889,7 +899,7 @@ int client_create_room(struct req *r)
             break;
         }
         json_t *extra = json_arena(&r->arena, json_pack("{s:b}", "is_direct", is_direct));
-        rc = set_membership(r, room_id, json_string_value(v), "invite", extra);
+        rc = client__set_membership(r, room_id, json_string_value(v), "invite", extra);
     }
     if (rc) {
         return rc;
