@@ -452,6 +452,18 @@ int store_event_set_redacted(struct store_conn *c, const char *event_id, const c
     return rc == 0 ? -ERR_NOT_FOUND : 0;
 }
 
+int store_relation_add(struct store_conn *c, int64_t event_nid, int64_t room_nid,
+                       const char *relates_to, const char *rel_type, const char *event_type,
+                       const char *sender, const char *key)
+{
+    return ok_or_err(store__exec(c,
+                                 "INSERT INTO event_relations (event_nid, room_nid, relates_to, "
+                                 "rel_type, event_type, sender, key) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                                 "ON CONFLICT DO NOTHING",
+                                 "iitttt" "t", event_nid, room_nid, relates_to, rel_type,
+                                 event_type, sender, key));
+}
+
 /* ---- transaction IDs ---- */
 
 int store_txn_get(struct store_conn *c, struct arena *arena, const char *user_id,

@@ -335,6 +335,11 @@ int store_room_events(struct store_conn *c, struct arena *arena, int64_t room_ni
 int store_event_set_redacted(struct store_conn *c, const char *event_id, const char *json,
                              const char *redacted_by);
 
+/* Records that event `event_nid` relates to `relates_to` (m.relates_to). */
+int store_relation_add(struct store_conn *c, int64_t event_nid, int64_t room_nid,
+                       const char *relates_to, const char *rel_type, const char *event_type,
+                       const char *sender, const char *key);
+
 /* Transaction IDs of PUT /send and friends: -ERR_NOT_FOUND when unused. */
 int store_txn_get(struct store_conn *c, struct arena *arena, const char *user_id,
                   const char *device_id, const char *txn_id, char **event_id);

@@ -115,6 +115,8 @@ struct rooms {
     pthread_t thread;
     struct store_conn *db;
     int64_t next_type, next_sk;     /* writer thread only */
+    room_commit_fn *on_commit;
+    void *on_commit_ctx;
     struct intern_cache types, sks; /* writer thread only */
     _Atomic int64_t stream_pos;
 };
@@ -141,6 +143,7 @@ struct write_job {
     size_t n_prev, n_auth;
     const char *txn_key, *txn_user, *txn_device;
     const char *redacts;             /* m.room.redaction: the event to prune */
+    const json_t *relates_to;        /* content["m.relates_to"] when it names a parent */
     const struct room_version *rv;
     struct req *waiter;             /* parked request to continue, or NULL */
     int (*done)(struct req *r);
@@ -635,6 +638,12 @@ static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
     if (rc == 0 && j->redacts) {
         rc = apply_redaction(rs, a, j);
     }
+    if (rc == 0 && j->relates_to) {
+        const json_t *rel = j->relates_to;
+        rc = store_relation_add(rs->db, j->nid, j->room->nid, json_get_str(rel, "event_id"),
+                                json_get_str(rel, "rel_type"), j->type, j->sender,
+                                json_get_str(rel, "key"));
+    }
     return rc;
 }
 
@@ -694,6 +703,8 @@ static void job_finish(struct rooms *rs, struct write_job *j, int result)
     }
 }
 
+static void tell_listener(struct rooms *rs, const struct write_job *j);
+
 /* Writes a batch in one transaction; on failure, each job alone, so one
  * bad event does not fail its neighbours. */
 static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
@@ -722,6 +733,9 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
         intern_publish(rs, pend, n_pend);
         atomic_store(&rs->stream_pos, jobs[n - 1]->stream);
         for (size_t i = 0; i < n; i++) {
+            tell_listener(rs, jobs[i]);
+        }
+        for (size_t i = 0; i < n; i++) {
             job_finish(rs, jobs[i], 0);
         }
         arena_release(&a);
@@ -743,6 +757,7 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
         if (jrc == 0) {
             intern_publish(rs, pend, np);
             atomic_store(&rs->stream_pos, j->stream);
+            tell_listener(rs, j);
         } else {
             LOG_ERROR("room", "could not store event %s in %s", j->event_id,
                       j->room->room_id ? j->room->room_id : "a new room");
@@ -753,6 +768,22 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
 }
 
 #define WRITER_MAX_BATCH 512
+
+void rooms_set_commit_listener(struct rooms *rs, room_commit_fn *fn, void *ctx)
+{
+    rs->on_commit = fn;
+    rs->on_commit_ctx = ctx;
+}
+
+static void tell_listener(struct rooms *rs, const struct write_job *j)
+{
+    if (!rs->on_commit) {
+        return;
+    }
+    struct room_commit c = {j->room->room_id, j->event_id, j->type,      j->state_key,
+                            j->sender,       j->membership, j->stream};
+    rs->on_commit(rs->on_commit_ctx, &c);
+}
 
 static void *writer_main(void *arg)
 {
@@ -909,6 +940,12 @@ static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct 
     j->n_auth = n_auth;
     j->snapshot_before = room->snapshot_nid;
     j->rv = room->rv;
+    const json_t *rel = json_get_obj(ev->content, "m.relates_to");
+    if (rel && json_get_str(rel, "rel_type") && json_get_str(rel, "event_id") &&
+        strlen(json_get_str(rel, "rel_type")) <= 255 &&
+        strlen(json_get_str(rel, "event_id")) <= 255) {
+        j->relates_to = rel; /* ev->content lives in the request arena */
+    }
     if (strcmp(ev->type, "m.room.redaction") == 0 && ev->redacts) {
         j->redacts = ev->redacts;
     }

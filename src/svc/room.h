@@ -36,6 +36,27 @@ int rooms_start(struct rooms *rs, struct store *store);
 /* Writes everything queued, then stops the writer. */
 void rooms_stop(struct rooms *rs);
 
+/* What the writer reports for each committed event. */
+struct room_commit {
+    const char *room_id;
+    const char *event_id;
+    const char *type;
+    const char *state_key;  /* NULL for non-state events */
+    const char *sender;
+    const char *membership; /* content.membership of m.room.member, else NULL */
+    int64_t stream;
+};
+typedef void room_commit_fn(void *ctx, const struct room_commit *c);
+
+/*
+ * Registers the one listener told about every committed event (sync uses
+ * it to wake parked requests). It runs on the writer thread, in stream
+ * order, after the commit and before the senders are answered, holding no
+ * lock; it must be quick and must not wait for the writer. Set it before
+ * rooms_start.
+ */
+void rooms_set_commit_listener(struct rooms *rs, room_commit_fn *fn, void *ctx);
+
 /* The newest stream position made visible (events committed so far). */
 int64_t rooms_stream_pos(struct rooms *rs);
 
