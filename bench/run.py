@@ -104,6 +104,56 @@ def bench_send(build, port):
                         body, token], check=False)
 
 
+def bench_sync_latency(port, n=200):
+    """Send -> receive through a waiting /sync: one connection parks a
+    /sync, another sends a message into the shared room. For n messages it
+    records when each answer reaches the client (the socket turns
+    readable), measured from issuing the send: the /sync's is the figure,
+    the send's own answer is printed beside it for comparison."""
+    import http.client
+    import select
+    sender = register(port, "sync_sender")
+    receiver = register(port, "sync_receiver")
+    room = call(port, "POST", "/createRoom", {"preset": "public_chat"}, sender)["room_id"]
+    call(port, "POST", f"/join/{urllib.parse.quote(room)}", {}, receiver)
+    a = http.client.HTTPConnection("127.0.0.1", port)
+    b = http.client.HTTPConnection("127.0.0.1", port)
+    auth_a = {"Authorization": "Bearer " + sender, "Content-Type": "application/json"}
+    auth_b = {"Authorization": "Bearer " + receiver}
+    b.request("GET", "/_matrix/client/v3/sync?timeout=0", headers=auth_b)
+    since = json.loads(b.getresponse().read())["next_batch"]
+    path = f"/_matrix/client/v3/rooms/{urllib.parse.quote(room)}/send/m.room.message/"
+    body = json.dumps({"msgtype": "m.text", "body": "ping"})
+    got_sync, got_send = [], []
+    for i in range(n):
+        b.request("GET", f"/_matrix/client/v3/sync?since={since}&timeout=30000",
+                  headers=auth_b)
+        time.sleep(0.005)  # let the server park it
+        t0 = time.perf_counter()
+        a.request("PUT", path + f"lat{i}", body=body, headers=auth_a)
+        pending = {a.sock: got_send, b.sock: got_sync}
+        while pending:
+            ready, _, _ = select.select(list(pending), [], [], 30)
+            if not ready:
+                raise SystemExit("sync latency: no answer within 30 s")
+            now = time.perf_counter()
+            for sock in ready:
+                pending.pop(sock).append(now - t0)
+        a.getresponse().read()
+        resp = json.loads(b.getresponse().read())
+        since = resp["next_batch"]
+        if room not in resp["rooms"]["join"]:
+            raise SystemExit("sync latency: the message did not arrive")
+
+    def pct(v, p):
+        v = sorted(v)
+        return v[min(len(v) - 1, int(len(v) * p))] * 1000
+    print(f"send -> receive through a waiting /sync ({n} messages): "
+          f"p50 {pct(got_sync, 0.5):.2f} ms, p99 {pct(got_sync, 0.99):.2f} ms "
+          f"(the send's own answer: p50 {pct(got_send, 0.5):.2f} ms, "
+          f"p99 {pct(got_send, 0.99):.2f} ms)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -121,6 +171,7 @@ def main():
             subprocess.run([http, "127.0.0.1", str(port), "GET", "/_matrix/federation/v1/version",
                             "1", "5000"], check=False)
             bench_send(build, port)
+            bench_sync_latency(port)
             print(f"RSS after load: {rss_kib(proc.pid) / 1024:.1f} MiB")
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -32,6 +32,7 @@
 #include "svc/auth.h"
 #include "svc/cpupool.h"
 #include "svc/nonce.h"
+#include "svc/notify.h"
 #include "svc/password.h"
 #include "svc/ratelimit.h"
 #include "svc/room.h"
@@ -284,6 +285,7 @@ static void srv_release(struct srv *srv)
     nonces_free(srv->nonces);
     rooms_stop(srv->rooms);
     rooms_free(srv->rooms);
+    notify_free(srv->notify);
 }
 
 /* Reads where the numeric sequences of the room service stand. */
@@ -354,7 +356,12 @@ static int cmd_serve(int argc, char **argv)
     srv.rl = ratelimit_new();
     srv.nonces = nonces_new();
     srv.rooms = rooms_new();
+    srv.notify = notify_new();
+    rooms_set_commit_listener(srv.rooms, notify_on_commit, srv.notify);
     rc = load_sequences(&srv);
+    if (rc == 0) {
+        rc = notify_start(srv.notify);
+    }
     if (rc == 0) {
         rc = rooms_start(srv.rooms, srv.store);
     }
@@ -376,6 +383,7 @@ static int cmd_serve(int argc, char **argv)
     }
     LOG_INFO("main", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.stopping, true);
+    notify_stop(srv.notify); /* answers the parked long polls */
     http_server_stop(srv.http, SHUTDOWN_GRACE_MS);
     rooms_stop(srv.rooms);
     srv_release(&srv);

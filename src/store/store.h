@@ -400,4 +400,152 @@ int store_room_forget(struct store_conn *c, const char *user_id, int64_t room_ni
 int store_user_forgotten_rooms(struct store_conn *c, struct arena *arena, const char *user_id,
                                char ***room_ids, size_t *n);
 
+/* ---- content reports and room summaries (reports.c) ---- */
+
+/* A report of an event, a room or a user (spec "Reporting content"). */
+struct store_report {
+    int64_t id;                 /* assigned by store_report_add */
+    const char *kind;           /* "event", "room" or "user" */
+    int64_t received_ts;
+    const char *reporter;       /* the reporting user */
+    const char *room_id;        /* events and rooms, else NULL */
+    const char *event_id;       /* events, else NULL */
+    const char *target_user_id; /* users, else NULL */
+    const char *reason;         /* may be NULL */
+    bool has_score;             /* the legacy "score" of event reports */
+    int64_t score;
+};
+/* Records a report (its id is assigned here). 0 or a negative ERR_*. */
+int store_report_add(struct store_conn *c, const struct store_report *rep);
+/*
+ * One page of the reports of `kind`: up to `limit` rows after skipping
+ * `offset`, newest first or oldest first, and the number of such reports
+ * in *total. Rows and strings are in the arena; *n may be 0.
+ */
+int store_reports_list(struct store_conn *c, struct arena *arena, const char *kind,
+                       int64_t offset, int limit, bool newest_first, struct store_report **out,
+                       size_t *n, int64_t *total);
+
+/* The number of members whose current membership of the room is "join". */
+int store_room_joined_count(struct store_conn *c, int64_t room_nid, int64_t *count);
+
+/* ---- relations, threads, bundled aggregations (relations.c) ---- */
+
+/* The parameters of store_relations_page. */
+struct store_relations_query {
+    const char *parent_id;  /* the parent event's ID */
+    int64_t room_nid;       /* the parent's room; children elsewhere do not count */
+    const char *rel_type;   /* NULL: any */
+    const char *event_type; /* NULL: any */
+    int max_depth;          /* 1: direct children only; more follows children of children */
+    int64_t from;           /* stream ordering bound, exclusive */
+    bool backwards;         /* newest first, before `from`; else oldest first, after it */
+    int limit;
+};
+/*
+ * Up to q->limit children of q->parent_id in stream order: events whose
+ * m.relates_to names it (and with max_depth > 1 events relating to those,
+ * level by level), filtered by rel_type and event_type at every level,
+ * neither rejected nor redacted (a redacted child has lost its relation).
+ * *out is an arena array; *n may be 0. Returns 0 or a negative ERR_*.
+ */
+int store_relations_page(struct store_conn *c, struct arena *arena,
+                         const struct store_relations_query *q, struct store_event **out,
+                         size_t *n);
+
+struct store_relation_child {
+    char *parent_id;
+    char *rel_type; /* "m.replace" or "m.reference" */
+    char *event_id;
+    char *sender;
+    char *event_type;
+    int64_t origin_server_ts;
+    char *json; /* the child's PDU for m.replace, else NULL */
+};
+/*
+ * The m.replace and m.reference children of the listed parents that are
+ * in their parent's room and neither rejected nor redacted, in stream
+ * order, for bundled aggregations. Any number of parents, read in a few
+ * statements. Arena array; *n may be 0. Returns 0 or a negative ERR_*.
+ */
+int store_relation_children(struct store_conn *c, struct arena *arena,
+                            const char *const *parents, size_t n_parents,
+                            struct store_relation_child **out, size_t *n);
+
+struct store_thread {
+    char *root_id;
+    int64_t count;         /* m.thread children, neither rejected nor redacted */
+    bool participated;     /* `user_id` sent one of them */
+    int64_t latest_stream; /* stream ordering of the latest of them */
+    struct store_event latest;
+};
+/*
+ * Thread summaries of the listed events: one entry per event that has
+ * m.thread children (in its room, neither rejected nor redacted), with
+ * the latest child read whole. Arena array, in no particular order; *n
+ * may be 0. Returns 0 or a negative ERR_*.
+ */
+int store_thread_summaries(struct store_conn *c, struct arena *arena, const char *user_id,
+                           const char *const *roots, size_t n_roots, struct store_thread **out,
+                           size_t *n);
+
+struct store_thread_root {
+    struct store_event root;
+    int64_t latest_stream; /* stream ordering of the thread's latest event */
+};
+/*
+ * Up to `limit` thread roots of a room whose latest m.thread child has a
+ * stream ordering below `before`, the most recently active first. With
+ * `participant` set, only threads that user started or replied in. Arena
+ * array; *n may be 0. Returns 0 or a negative ERR_*.
+ */
+int store_threads_list(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                       const char *participant, int64_t before, int limit,
+                       struct store_thread_root **out, size_t *n);
+
+/* ---- sync and filters (sync.c) ---- */
+
+struct store_sync_membership {
+    char *room_id;
+    int64_t room_nid;
+    char *membership;        /* "join", "invite", "leave", "ban", "knock" */
+    int64_t stream_ordering; /* of the membership event (0 if it has none) */
+    char *event_id;          /* the membership event */
+};
+/*
+ * Every room where `user_id` has a current m.room.member event, with that
+ * event and its stream position, ordered by room. Arrays and strings are
+ * in the arena; *n may be 0.
+ */
+int store_sync_memberships(struct store_conn *c, struct arena *arena, const char *user_id,
+                           struct store_sync_membership **out, size_t *n);
+/* The distinct rooms (nids, in no particular order) with a non-rejected
+ * event whose stream position is in (after, upto]. */
+int store_sync_changed_rooms(struct store_conn *c, struct arena *arena, int64_t after,
+                             int64_t upto, int64_t **room_nids, size_t *n);
+/* The non-rejected state events of a room whose stream position is in
+ * (after, before), oldest first. */
+int store_sync_state_between(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                             int64_t after, int64_t before, struct store_event **out, size_t *n);
+
+/*
+ * The transaction key ("room/type/txnId", as room_send stores it) under
+ * which `device_id` of `user_id` sent `event_id` (arena), or
+ * -ERR_NOT_FOUND.
+ */
+int store_sync_txn_of(struct store_conn *c, struct arena *arena, const char *event_id,
+                      const char *user_id, const char *device_id, char **txn_key);
+
+/*
+ * Stores a filter (JSON text, compact with sorted keys) for a user and
+ * returns its ID: the ID it already has when the same text was stored
+ * before, else the next free number of the user. Run it in a transaction;
+ * -ERR_CONFLICT when a concurrent upload took the number (retry).
+ */
+int store_filter_put(struct store_conn *c, const char *user_id, const char *json,
+                     int64_t *filter_id);
+/* A stored filter's JSON text (arena), or -ERR_NOT_FOUND. */
+int store_filter_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                     int64_t filter_id, char **json);
+
 #endif

@@ -20,6 +20,7 @@ struct uia;
 struct ratelimit;
 struct rooms;
 struct nonces;
+struct notify;
 
 struct srv {
     struct config *cfg;
@@ -32,6 +33,7 @@ struct srv {
     struct ratelimit *rl;     /* request rate limiting (svc/ratelimit.h) */
     struct rooms *rooms;      /* room cache and event persistence (svc/room.h) */
     struct nonces *nonces;    /* shared-secret registration nonces (svc/nonce.h) */
+    struct notify *notify;    /* wake-ups of parked long polls (svc/notify.h) */
     int64_t start_ts;         /* ms since the epoch */
     atomic_bool stopping;     /* set once shutdown begins */
 };

@@ -73,6 +73,17 @@ json_t *client__stored_event(struct req *r, const struct store_event *se);
  * client format. */
 json_t *client__state_event(struct req *r, const json_t *pdu);
 
+/*
+ * Bundled aggregations (spec "Aggregations of child events"), in
+ * relations.c: adds unsigned["m.relations"] to served events of `events`
+ * (an array of client events, or one) that have children: m.replace (the
+ * most recent valid edit), m.thread (latest_event, count,
+ * current_user_participated for r->auth.user_id) and m.reference. State
+ * events, edits and annotations get none. A few queries per call, not per
+ * event. A database failure is logged and leaves the events unbundled.
+ */
+void client__bundle_aggregations(struct req *r, json_t *events);
+
 /* 0 when r->auth.user_id is joined to the room; otherwise the
  * M_FORBIDDEN failure (also for unknown rooms). */
 int client__require_joined(struct req *r, const char *room_id);

@@ -269,6 +269,11 @@ int client_context(struct req *r)
     json_t *events_before = json_array(), *events_after = json_array();
     append_events(r, events_before, before, n_before, &filter, senders);
     append_events(r, events_after, after, n_after, &filter, senders);
+    json_t *served = json_arena(&r->arena, json_array());
+    json_array_append(served, event);
+    json_array_extend(served, events_before);
+    json_array_extend(served, events_after);
+    client__bundle_aggregations(r, served);
 
     json_t *pdus = NULL;
     rc = room_state_all(r, room_id, &pdus);

@@ -293,6 +293,7 @@ int client_event_get(struct req *r)
     if (!ev) {
         return req_fail(r, -ERR_UNKNOWN, "Stored event is unreadable");
     }
+    client__bundle_aggregations(r, ev);
     return req_json(r, 200, ev);
 }
 
@@ -384,6 +385,7 @@ int client_messages(struct req *r)
         json_array_append_new(chunk, ev);
         last = evs[i].stream_ordering;
     }
+    client__bundle_aggregations(r, chunk);
     json_t *body = json_object();
     json_object_set_new(body, "chunk", chunk);
     json_object_set_new(body, "start",

@@ -1,0 +1,1079 @@
+/*
+ * GET /sync and the filter endpoints (spec "Syncing", "Filtering").
+ *
+ * Tokens. next_batch is "s<N>": N is the event stream position the answer
+ * covers (events committed with stream ordering <= N). Positions are
+ * persistent, so a token survives restarts, and "s<N>" is also a valid
+ * /messages token. Streams added later (receipts, account data, to-device)
+ * append "_<M>" parts; this parser already accepts and ignores them.
+ *
+ * An answer is computed from the stream position P read first:
+ *   - the user's memberships (current m.room.member per room, with the
+ *     membership event's stream position) decide which section a room
+ *     goes to; a membership that changed after P is left for the next
+ *     sync;
+ *   - with a `since` token, only rooms with events in (since, P] or a
+ *     membership change in that range appear;
+ *   - a timeline holds the newest `limit` events of the range that pass
+ *     the timeline filter, in stream order, with `limited` when more were
+ *     left out and `prev_batch` pointing just before the first of them;
+ *   - state is the current state minus the timeline for initial syncs,
+ *     full_state and newly joined rooms, else the state events of the gap
+ *     between `since` and the timeline when events were left out.
+ * Not yet applied: history visibility (as in /messages), transaction IDs
+ * in unsigned, receipts, typing, account data, presence, to-device.
+ *
+ * Long polls. When an incremental sync finds nothing and has a timeout,
+ * the request is parked in svc/notify under the user and its joined
+ * rooms, holding no thread; a relevant commit re-runs this handler on a
+ * worker, the deadline or shutdown answer it with an empty response.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/client/client.h"
+#include "api/handlers.h"
+#include "base/err.h"
+#include "base/json.h"
+#include "base/map.h"
+#include "store/store.h"
+#include "svc/notify.h"
+#include "svc/room.h"
+#include "svc/srv.h"
+
+#define SYNC_DEFAULT_LIMIT 10
+#define SYNC_MAX_LIMIT 500
+#define SYNC_MAX_TIMEOUT_MS (60LL * 60 * 1000)
+#define SYNC_SCAN_MAX 2000 /* events examined per timeline before giving up on a filter */
+#define SYNC_HEROES 5
+#define SYNC_RETRIES 8
+
+/* ---- filters ---- */
+
+struct event_filter {
+    const json_t *types, *not_types, *senders, *not_senders; /* arrays of strings, or NULL */
+    int contains_url; /* -1: no condition */
+};
+
+struct sync_filter {
+    struct event_filter timeline, state;
+    const json_t *rooms, *not_rooms;
+    const json_t *event_fields;
+    int limit;
+    bool lazy_members;
+    bool include_leave;
+};
+
+/* Checks that obj[key], when present, is an array of strings. */
+static int str_array(const json_t *obj, const char *key, const json_t **out, const char **why)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        return 0;
+    }
+    if (!json_is_array(v)) {
+        *why = key;
+        return -ERR_BAD_JSON;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        if (!json_is_string(item)) {
+            *why = key;
+            return -ERR_BAD_JSON;
+        }
+    }
+    if (out) {
+        *out = v;
+    }
+    return 0;
+}
+
+static int opt_bool(const json_t *obj, const char *key, bool *out, const char **why)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v && !json_is_boolean(v)) {
+        *why = key;
+        return -ERR_BAD_JSON;
+    }
+    if (v && out) {
+        *out = json_is_true(v);
+    }
+    return 0;
+}
+
+/* Spec "EventFilter" / "RoomEventFilter": every key optional. */
+static int read_event_filter(const json_t *obj, struct event_filter *ef, int *limit,
+                             const char **why)
+{
+    *ef = (struct event_filter){.contains_url = -1};
+    if (!obj) {
+        return 0;
+    }
+    if (!json_is_object(obj)) {
+        *why = "filter";
+        return -ERR_BAD_JSON;
+    }
+    int rc = str_array(obj, "types", &ef->types, why);
+    if (!rc) {
+        rc = str_array(obj, "not_types", &ef->not_types, why);
+    }
+    if (!rc) {
+        rc = str_array(obj, "senders", &ef->senders, why);
+    }
+    if (!rc) {
+        rc = str_array(obj, "not_senders", &ef->not_senders, why);
+    }
+    if (!rc) {
+        rc = str_array(obj, "rooms", NULL, why);
+    }
+    if (!rc) {
+        rc = str_array(obj, "not_rooms", NULL, why);
+    }
+    static const char *const bools[] = {"lazy_load_members", "include_redundant_members",
+                                        "unread_thread_notifications"};
+    for (size_t i = 0; !rc && i < sizeof(bools) / sizeof(bools[0]); i++) {
+        rc = opt_bool(obj, bools[i], NULL, why);
+    }
+    if (rc) {
+        return rc;
+    }
+    json_t *cu = json_object_get(obj, "contains_url");
+    if (cu) {
+        if (!json_is_boolean(cu)) {
+            *why = "contains_url";
+            return -ERR_BAD_JSON;
+        }
+        ef->contains_url = json_is_true(cu);
+    }
+    json_t *lim = json_object_get(obj, "limit");
+    if (lim) {
+        if (!json_is_integer(lim) || json_integer_value(lim) < 0) {
+            *why = "limit";
+            return -ERR_BAD_JSON;
+        }
+        if (limit) {
+            json_int_t v = json_integer_value(lim);
+            *limit = v > SYNC_MAX_LIMIT ? SYNC_MAX_LIMIT : (int)v;
+        }
+    }
+    return 0;
+}
+
+/* Reads and checks a filter (spec "Filter"). `why` names the bad key. */
+static int read_filter(const json_t *j, struct sync_filter *f, const char **why)
+{
+    *f = (struct sync_filter){.limit = SYNC_DEFAULT_LIMIT};
+    f->timeline.contains_url = f->state.contains_url = -1;
+    if (!json_is_object(j)) {
+        *why = "filter";
+        return -ERR_BAD_JSON;
+    }
+    int rc = str_array(j, "event_fields", &f->event_fields, why);
+    if (rc) {
+        return rc;
+    }
+    json_t *fmt = json_object_get(j, "event_format");
+    if (fmt && (!json_is_string(fmt) || (strcmp(json_string_value(fmt), "client") != 0 &&
+                                         strcmp(json_string_value(fmt), "federation") != 0))) {
+        *why = "event_format";
+        return -ERR_BAD_JSON;
+    }
+    struct event_filter unused;
+    if ((rc = read_event_filter(json_object_get(j, "account_data"), &unused, NULL, why)) ||
+        (rc = read_event_filter(json_object_get(j, "presence"), &unused, NULL, why))) {
+        return rc;
+    }
+    json_t *room = json_object_get(j, "room");
+    if (!room) {
+        return 0;
+    }
+    if (!json_is_object(room)) {
+        *why = "room";
+        return -ERR_BAD_JSON;
+    }
+    if ((rc = str_array(room, "rooms", &f->rooms, why)) ||
+        (rc = str_array(room, "not_rooms", &f->not_rooms, why)) ||
+        (rc = opt_bool(room, "include_leave", &f->include_leave, why)) ||
+        (rc = read_event_filter(json_object_get(room, "timeline"), &f->timeline, &f->limit,
+                                why)) ||
+        (rc = read_event_filter(json_object_get(room, "state"), &f->state, NULL, why)) ||
+        (rc = read_event_filter(json_object_get(room, "ephemeral"), &unused, NULL, why)) ||
+        (rc = read_event_filter(json_object_get(room, "account_data"), &unused, NULL, why))) {
+        return rc;
+    }
+    const json_t *state = json_get_obj(room, "state");
+    bool lazy = false;
+    if (state && json_get_bool(state, "lazy_load_members", &lazy)) {
+        f->lazy_members = lazy;
+    }
+    return 0;
+}
+
+/* Type patterns: '*' matches any run of characters (spec "Filtering"). */
+static bool glob_match(const char *p, const char *s)
+{
+    while (*p) {
+        if (*p == '*') {
+            while (*p == '*') {
+                p++;
+            }
+            if (!*p) {
+                return true;
+            }
+            for (; *s; s++) {
+                if (glob_match(p, s)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+        if (*p != *s) {
+            return false;
+        }
+        p++;
+        s++;
+    }
+    return !*s;
+}
+
+static bool list_has(const json_t *list, const char *s, bool glob)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item)
+    {
+        const char *v = json_string_value(item);
+        if (glob ? glob_match(v, s) : strcmp(v, s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether a client-format event passes an event filter. */
+static bool event_passes(const struct event_filter *ef, const json_t *ev)
+{
+    const char *type = json_get_str(ev, "type");
+    const char *sender = json_get_str(ev, "sender");
+    type = type ? type : "";
+    sender = sender ? sender : "";
+    if ((ef->not_senders && list_has(ef->not_senders, sender, false)) ||
+        (ef->senders && !list_has(ef->senders, sender, false)) ||
+        (ef->not_types && list_has(ef->not_types, type, true)) ||
+        (ef->types && !list_has(ef->types, type, true))) {
+        return false;
+    }
+    if (ef->contains_url >= 0) {
+        const json_t *content = json_get_obj(ev, "content");
+        bool has = content && json_is_string(json_object_get(content, "url"));
+        if (has != (ef->contains_url == 1)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool filter_restricts(const struct event_filter *ef)
+{
+    return ef->types || ef->not_types || ef->senders || ef->not_senders || ef->contains_url >= 0;
+}
+
+static bool room_wanted(const struct sync_filter *f, const char *room_id)
+{
+    return (!f->rooms || list_has(f->rooms, room_id, false)) &&
+           !(f->not_rooms && list_has(f->not_rooms, room_id, false));
+}
+
+/*
+ * event_fields: copies only the listed dot-separated paths ("content.body";
+ * '\' escapes a literal '.' or '\') of an event into a new object.
+ */
+static void project_path(json_t *dst, const json_t *src, const char *path)
+{
+    char key[512];
+    size_t k = 0;
+    const char *p = path;
+    while (*p && *p != '.' && k < sizeof(key) - 1) {
+        if (*p == '\\' && p[1]) {
+            p++;
+        }
+        key[k++] = *p++;
+    }
+    key[k] = '\0';
+    json_t *v = json_object_get(src, key);
+    if (!v) {
+        return;
+    }
+    if (*p != '.') {
+        json_object_set(dst, key, v);
+        return;
+    }
+    if (!json_is_object(v)) {
+        return;
+    }
+    json_t *sub = json_object_get(dst, key);
+    if (!json_is_object(sub)) {
+        sub = json_object();
+        json_object_set_new(dst, key, sub);
+    }
+    project_path(sub, v, p + 1);
+}
+
+/* Events in /sync are "ClientEventWithoutRoomID": the room is the key. */
+static void drop_room_ids(json_t *events)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) { json_object_del(ev, "room_id"); }
+}
+
+static void project_events(json_t *events, const json_t *fields)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        json_t *out = json_object();
+        size_t k;
+        json_t *field;
+        json_array_foreach(fields, k, field) { project_path(out, ev, json_string_value(field)); }
+        json_array_set_new(events, i, out);
+    }
+}
+
+/* Loads the filter named by the `filter` query parameter: inline JSON
+ * (starting with '{') or the ID of one of the user's stored filters. */
+static int load_filter(struct req *r, struct sync_filter *f)
+{
+    const char *arg = req_query(r, "filter");
+    const char *why = NULL;
+    if (!arg || !*arg) {
+        json_t *none = json_arena(&r->arena, json_object());
+        return read_filter(none, f, &why);
+    }
+    const char *text = arg;
+    if (arg[0] != '{') {
+        char *end;
+        long long id = strtoll(arg, &end, 10);
+        char *json = NULL;
+        int rc = *end || id < 0 ? -ERR_NOT_FOUND
+                                : store_filter_get(r->db, &r->arena, r->auth.user_id, id, &json);
+        if (rc == -ERR_NOT_FOUND) {
+            return req_fail(r, -ERR_NOT_FOUND, "No filter with ID '%s'", arg);
+        }
+        if (rc < 0) {
+            return req_fail(r, rc, NULL);
+        }
+        text = json;
+    }
+    json_t *j = NULL;
+    int rc = json_parse_input(text, strlen(text), JSON_MAX_DEPTH, &j, &why);
+    if (rc) {
+        return req_fail(r, -ERR_INVALID_PARAM, "The filter is not valid JSON: %s", why);
+    }
+    json_arena(&r->arena, j);
+    rc = read_filter(j, f, &why);
+    if (rc) {
+        return req_fail(r, -ERR_INVALID_PARAM, "Invalid filter: bad '%s'", why);
+    }
+    return 0;
+}
+
+/* ---- tokens ---- */
+
+/* "s<N>" with optional "_<M>" parts for streams added later. */
+static bool parse_since(const char *s, int64_t *out)
+{
+    if (!s || s[0] != 's') {
+        return false;
+    }
+    char *end;
+    long long v = strtoll(s + 1, &end, 10);
+    if (end == s + 1 || v < 0) {
+        return false;
+    }
+    while (*end == '_') {
+        const char *part = end + 1;
+        strtoll(part, &end, 10);
+        if (end == part) {
+            return false;
+        }
+    }
+    if (*end) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static json_t *token(int64_t pos) { return json_sprintf("s%lld", (long long)pos); }
+
+/* ---- building the answer ---- */
+
+struct sync {
+    struct req *r;
+    const char *user_id;
+    struct sync_filter f;
+    int64_t since; /* -1: initial sync */
+    int64_t pos;
+    bool full_state;
+    json_t *join, *invite, *leave, *knock; /* borrowed from the body */
+};
+
+static json_t *events_obj(json_t *events) { return json_pack("{s:o}", "events", events); }
+
+/* The top-level answer with empty sections; next_batch is "s<pos>". */
+static json_t *empty_body(int64_t pos, json_t **join, json_t **invite, json_t **leave,
+                          json_t **knock)
+{
+    json_t *rooms = json_pack("{s:{},s:{},s:{},s:{}}", "join", "invite", "leave", "knock");
+    if (join) {
+        *join = json_object_get(rooms, "join");
+        *invite = json_object_get(rooms, "invite");
+        *leave = json_object_get(rooms, "leave");
+        *knock = json_object_get(rooms, "knock");
+    }
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:{s:[],s:[]},s:{s:i}}", "next_batch", token(pos),
+                     "rooms", rooms, "account_data", events_obj(json_array()), "presence",
+                     events_obj(json_array()), "to_device", events_obj(json_array()),
+                     "device_lists", "changed", "left", "device_one_time_keys_count",
+                     "signed_curve25519", 0);
+}
+
+struct timeline {
+    json_t *events;       /* chronological */
+    bool limited;
+    int64_t first_stream; /* of the oldest event returned; upto + 1 when none */
+};
+
+/*
+ * Spec "Transaction identifiers": the device that sent an event sees its
+ * transaction ID in unsigned.transaction_id, so it can match its local echo
+ * even when /sync answers before /send did.
+ */
+static void add_txn_id(struct sync *s, json_t *ev)
+{
+    struct req *r = s->r;
+    const char *sender = json_get_str(ev, "sender");
+    const char *id = json_get_str(ev, "event_id");
+    const char *room = json_get_str(ev, "room_id");
+    const char *type = json_get_str(ev, "type");
+    char *key = NULL;
+    if (!r->auth.device_id || !sender || !id || !room || !type ||
+        strcmp(sender, s->user_id) != 0 ||
+        store_sync_txn_of(r->db, &r->arena, id, s->user_id, r->auth.device_id, &key) != 0) {
+        return;
+    }
+    size_t lr = strlen(room), lt = strlen(type);
+    if (strncmp(key, room, lr) == 0 && key[lr] == '/' && strncmp(key + lr + 1, type, lt) == 0 &&
+        key[lr + 1 + lt] == '/') {
+        json_t *u = json_object_get(ev, "unsigned");
+        if (json_is_object(u)) {
+            json_object_set_new(u, "transaction_id", json_string(key + lr + lt + 2));
+        }
+    }
+}
+
+/*
+ * The newest `limit` events of the room with stream position in
+ * (lower, upto] that pass the timeline filter.
+ */
+static int load_timeline(struct sync *s, int64_t room_nid, int64_t lower, int64_t upto,
+                         struct timeline *t)
+{
+    struct req *r = s->r;
+    int limit = s->f.limit;
+    json_t **picked = ARENA_ARRAY(&r->arena, json_t *, (size_t)limit + 1);
+    int n_picked = 0;
+    t->limited = false;
+    t->first_stream = upto + 1;
+    int64_t bound = upto + 1;
+    int batch = limit + 1 < 20 ? 20 : limit + 1;
+    int scanned = 0;
+    bool done = false;
+    while (!done) {
+        struct store_event *evs = NULL;
+        size_t n = 0;
+        int rc = store_room_events(r->db, &r->arena, room_nid, bound, true, batch, &evs, &n);
+        if (rc < 0) {
+            for (int i = 0; i < n_picked; i++) {
+                json_decref(picked[i]);
+            }
+            return rc;
+        }
+        for (size_t i = 0; i < n && !done; i++) {
+            if (evs[i].stream_ordering <= lower) {
+                done = true;
+                break;
+            }
+            json_t *ev = client__stored_event(r, &evs[i]);
+            if (!ev) {
+                continue;
+            }
+            if (!event_passes(&s->f.timeline, ev)) {
+                json_decref(ev);
+                continue;
+            }
+            if (n_picked == limit) {
+                json_decref(ev);
+                t->limited = true;
+                done = true;
+                break;
+            }
+            add_txn_id(s, ev);
+            picked[n_picked++] = ev;
+            t->first_stream = evs[i].stream_ordering;
+        }
+        scanned += (int)n;
+        if (n < (size_t)batch) {
+            done = true;
+        } else if (!done) {
+            bound = evs[n - 1].stream_ordering;
+            if (scanned >= SYNC_SCAN_MAX) {
+                t->limited = true;
+                done = true;
+            }
+        }
+    }
+    t->events = json_array();
+    for (int i = n_picked - 1; i >= 0; i--) {
+        json_array_append_new(t->events, picked[i]);
+    }
+    return 0;
+}
+
+static const char *state_key_of(struct arena *a, const json_t *ev)
+{
+    const char *type = json_get_str(ev, "type");
+    const char *sk = json_get_str(ev, "state_key");
+    if (!type || !sk) {
+        return NULL;
+    }
+    return arena_printf(a, "%s|%s", type, sk);
+}
+
+/* Adds the state event (client format, stolen) unless the filters drop it. */
+static void state_add(struct sync *s, json_t *state, const struct map *needed, json_t *ev)
+{
+    if (!event_passes(&s->f.state, ev)) {
+        json_decref(ev);
+        return;
+    }
+    const char *type = json_get_str(ev, "type");
+    const char *sk = json_get_str(ev, "state_key");
+    if (s->f.lazy_members && type && sk && strcmp(type, "m.room.member") == 0 &&
+        !map_has(needed, str_from(sk))) {
+        json_decref(ev);
+        return;
+    }
+    json_array_append_new(state, ev);
+}
+
+/* Heroes (spec "Calculating the display name for a room"): up to five
+ * joined or invited members other than the user, else those who left. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static json_t *summary_of(struct sync *s, const json_t *all, struct map *needed)
+{
+    size_t n = json_array_size(all);
+    const char **active = ARENA_ARRAY(&s->r->arena, const char *, n + 1);
+    const char **gone = ARENA_ARRAY(&s->r->arena, const char *, n + 1);
+    size_t n_active = 0, n_gone = 0;
+    long long joined = 0, invited = 0;
+    size_t i;
+    json_t *pdu;
+    json_array_foreach(all, i, pdu)
+    {
+        const char *type = json_get_str(pdu, "type");
+        const char *sk = json_get_str(pdu, "state_key");
+        if (!type || !sk || strcmp(type, "m.room.member") != 0) {
+            continue;
+        }
+        const char *m = json_get_str(json_get_obj(pdu, "content"), "membership");
+        m = m ? m : "";
+        bool is_join = strcmp(m, "join") == 0, is_invite = strcmp(m, "invite") == 0;
+        joined += is_join;
+        invited += is_invite;
+        if (strcmp(sk, s->user_id) == 0) {
+            continue;
+        }
+        if (is_join || is_invite) {
+            active[n_active++] = sk;
+        } else if (strcmp(m, "leave") == 0 || strcmp(m, "ban") == 0) {
+            gone[n_gone++] = sk;
+        }
+    }
+    const char **pick = n_active ? active : gone;
+    size_t n_pick = n_active ? n_active : n_gone;
+    qsort(pick, n_pick, sizeof(*pick), cmp_str);
+    json_t *heroes = json_array();
+    for (size_t k = 0; k < n_pick && k < SYNC_HEROES; k++) {
+        json_array_append_new(heroes, json_string(pick[k]));
+        map_put(needed, str_from(pick[k]), (void *)1);
+    }
+    return json_pack("{s:o,s:I,s:I}", "m.heroes", heroes, "m.joined_member_count",
+                     (json_int_t)joined, "m.invited_member_count", (json_int_t)invited);
+}
+
+/*
+ * One room of the join or leave section: timeline of (lower, upto], and
+ * the state (all of it when `full`, else the gap before the timeline).
+ * Sets *out to NULL when an incremental entry turns out to be empty.
+ */
+static int room_entry(struct sync *s, const struct store_sync_membership *m, int64_t lower,
+                      int64_t upto, bool full, bool joined, json_t **out)
+{
+    struct req *r = s->r;
+    *out = NULL;
+    struct timeline t;
+    int rc = load_timeline(s, m->room_nid, lower, upto, &t);
+    if (rc < 0) {
+        return rc;
+    }
+    json_arena(&r->arena, t.events);
+    /* What the timeline holds, and whose member events lazy loading keeps. */
+    struct map in_timeline, needed;
+    map_init(&in_timeline);
+    map_init(&needed);
+    map_put(&needed, str_from(s->user_id), (void *)1);
+    bool members_changed = false;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(t.events, i, ev)
+    {
+        const char *id = json_get_str(ev, "event_id");
+        const char *sender = json_get_str(ev, "sender");
+        if (id) {
+            map_put(&in_timeline, str_from(id), (void *)1);
+        }
+        if (sender) {
+            map_put(&needed, str_from(sender), (void *)1);
+        }
+        const char *sk = json_get_str(ev, "state_key");
+        const char *type = json_get_str(ev, "type");
+        if (sk && type && strcmp(type, "m.room.member") == 0) {
+            members_changed = true;
+        }
+    }
+    json_t *state = json_arena(&r->arena, json_array());
+    json_t *all = NULL;
+    json_t *summary = NULL;
+    if (full) {
+        rc = room_state_all(r, m->room_id, &all);
+        if (rc < 0) {
+            goto out;
+        }
+        json_arena(&r->arena, all);
+    }
+    if (all && joined) {
+        summary = json_arena(&r->arena, summary_of(s, all, &needed));
+    }
+    if (full) {
+        json_t *pdu;
+        json_array_foreach(all, i, pdu)
+        {
+            const char *id = json_get_str(pdu, "event_id");
+            if (id && map_has(&in_timeline, str_from(id))) {
+                continue;
+            }
+            state_add(s, state, &needed, client__state_event(r, pdu));
+        }
+    } else if (t.limited || filter_restricts(&s->f.timeline)) {
+        /* The state changes in the gap the timeline does not show, the
+         * last event per key. */
+        struct store_event *evs = NULL;
+        size_t n = 0;
+        rc = store_sync_state_between(r->db, &r->arena, m->room_nid, lower, t.first_stream, &evs,
+                                      &n);
+        if (rc < 0) {
+            goto out;
+        }
+        struct map last;
+        map_init(&last);
+        json_t **conv = ARENA_ARRAY(&r->arena, json_t *, n + 1);
+        for (size_t k = 0; k < n; k++) {
+            conv[k] = json_arena(&r->arena, client__stored_event(r, &evs[k]));
+            const char *key = conv[k] ? state_key_of(&r->arena, conv[k]) : NULL;
+            if (key) {
+                map_put(&last, str_from(key), conv[k]);
+            }
+        }
+        for (size_t k = 0; k < n; k++) {
+            const char *key = conv[k] ? state_key_of(&r->arena, conv[k]) : NULL;
+            const char *id = conv[k] ? json_get_str(conv[k], "event_id") : NULL;
+            if (!key || map_get(&last, str_from(key)) != conv[k] ||
+                (id && map_has(&in_timeline, str_from(id)))) {
+                continue;
+            }
+            const char *type = json_get_str(conv[k], "type");
+            members_changed |= type && strcmp(type, "m.room.member") == 0;
+            state_add(s, state, &needed, json_incref(conv[k]));
+        }
+        map_release(&last);
+    }
+    if (!full && s->f.lazy_members) {
+        /* Member events of timeline senders the client may not have. */
+        struct map present;
+        map_init(&present);
+        json_array_foreach(state, i, ev)
+        {
+            const char *sk = json_get_str(ev, "state_key");
+            if (sk) {
+                map_put(&present, str_from(sk), (void *)1);
+            }
+        }
+        json_array_foreach(t.events, i, ev)
+        {
+            const char *sender = json_get_str(ev, "sender");
+            if (!sender || map_has(&present, str_from(sender))) {
+                continue;
+            }
+            map_put(&present, str_from(sender), (void *)1);
+            json_t *pdu = NULL;
+            if (room_state_event(r, m->room_id, "m.room.member", sender, &pdu) == 0 && pdu) {
+                const char *id = json_get_str(pdu, "event_id");
+                if (!id || !map_has(&in_timeline, str_from(id))) {
+                    json_array_append_new(state, client__state_event(r, pdu));
+                }
+                json_decref(pdu);
+            }
+        }
+        map_release(&present);
+    }
+    if (!full && joined && members_changed) {
+        rc = room_state_all(r, m->room_id, &all);
+        if (rc < 0) {
+            goto out;
+        }
+        json_arena(&r->arena, all);
+        summary = json_arena(&r->arena, summary_of(s, all, &needed));
+    }
+    if (!full && json_array_size(t.events) == 0 && json_array_size(state) == 0) {
+        rc = 0;
+        goto out;
+    }
+    drop_room_ids(t.events);
+    drop_room_ids(state);
+    if (s->f.event_fields) {
+        project_events(t.events, s->f.event_fields);
+        project_events(state, s->f.event_fields);
+    }
+    int64_t prev = json_array_size(t.events) ? t.first_stream - 1 : upto;
+    json_t *timeline = json_pack("{s:O,s:b,s:o}", "events", t.events, "limited", t.limited,
+                                 "prev_batch", token(prev));
+    json_t *entry = json_pack("{s:o,s:o,s:{s:[]}}", "timeline", timeline, "state",
+                              events_obj(json_incref(state)), "account_data", "events");
+    if (joined) {
+        json_object_set_new(entry, "ephemeral", events_obj(json_array()));
+        json_object_set_new(entry, "unread_notifications",
+                            json_pack("{s:i,s:i}", "highlight_count", 0, "notification_count", 0));
+        json_object_set_new(entry, "summary", summary ? json_incref(summary) : json_object());
+    }
+    *out = entry;
+    rc = 0;
+out:
+    map_release(&in_timeline);
+    map_release(&needed);
+    return rc;
+}
+
+/* Stripped state (spec "Stripped state") shown with invites and knocks. */
+static json_t *stripped_state(struct sync *s, const struct store_sync_membership *m)
+{
+    static const char *const types[] = {"m.room.create",          "m.room.join_rules",
+                                        "m.room.name",            "m.room.avatar",
+                                        "m.room.canonical_alias", "m.room.encryption",
+                                        "m.room.topic"};
+    json_t *events = json_array();
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        json_t *pdu = NULL;
+        if (room_state_event(s->r, m->room_id, types[i], "", &pdu) == 0 && pdu) {
+            json_t *e = json_object();
+            static const char *const keep[] = {"type", "state_key", "content", "sender"};
+            for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++) {
+                json_t *v = json_object_get(pdu, keep[k]);
+                if (v) {
+                    json_object_set(e, keep[k], v);
+                }
+            }
+            json_array_append_new(events, e);
+            json_decref(pdu);
+        }
+    }
+    /* The membership event itself, in full, as deployed servers send it. */
+    json_t *pdu = NULL;
+    if (room_state_event(s->r, m->room_id, "m.room.member", s->user_id, &pdu) == 0 && pdu) {
+        json_array_append_new(events, client__state_event(s->r, pdu));
+        json_decref(pdu);
+    }
+    drop_room_ids(events);
+    return events_obj(events);
+}
+
+static bool nid_in(const int64_t *sorted, size_t n, int64_t nid)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sorted[mid] == nid) {
+            return true;
+        }
+        if (sorted[mid] < nid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
+static int cmp_nid(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Computes the answer for s->since at the current position into *body (a
+ * new reference); *empty tells whether no room has anything; *joined
+ * lists the joined rooms (arena) for parking.
+ */
+static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, size_t *n_joined)
+{
+    struct req *r = s->r;
+    s->pos = rooms_stream_pos(r->srv->rooms);
+    if (s->since > s->pos) {
+        s->since = s->pos; /* a token from the future: start from now */
+    }
+    struct store_sync_membership *ms = NULL;
+    size_t n_ms = 0;
+    int rc = store_sync_memberships(r->db, &r->arena, s->user_id, &ms, &n_ms);
+    if (rc < 0) {
+        return rc;
+    }
+    int64_t *changed = NULL;
+    size_t n_changed = 0;
+    if (s->since >= 0 && s->since < s->pos) {
+        rc = store_sync_changed_rooms(r->db, &r->arena, s->since, s->pos, &changed, &n_changed);
+        if (rc < 0) {
+            return rc;
+        }
+        qsort(changed, n_changed, sizeof(*changed), cmp_nid);
+    }
+    char **forgotten = NULL;
+    size_t n_forgotten = 0;
+    rc = store_user_forgotten_rooms(r->db, &r->arena, s->user_id, &forgotten, &n_forgotten);
+    if (rc < 0) {
+        return rc;
+    }
+    *joined = ARENA_ARRAY(&r->arena, char *, n_ms + 1);
+    *n_joined = 0;
+    json_t *out = empty_body(s->pos, &s->join, &s->invite, &s->leave, &s->knock);
+    bool initial = s->since < 0;
+    int64_t lower = initial ? 0 : s->since;
+    for (size_t i = 0; i < n_ms; i++) {
+        const struct store_sync_membership *m = &ms[i];
+        const char *mb = m->membership;
+        if (strcmp(mb, "join") == 0) {
+            (*joined)[(*n_joined)++] = m->room_id;
+        }
+        /* Changed after the position this answer covers: next time. */
+        if (m->stream_ordering > s->pos || !room_wanted(&s->f, m->room_id)) {
+            continue;
+        }
+        bool new_membership = initial || m->stream_ordering > s->since;
+        json_t *entry = NULL;
+        if (strcmp(mb, "join") == 0) {
+            bool full = new_membership || s->full_state;
+            if (!full && !nid_in(changed, n_changed, m->room_nid)) {
+                continue;
+            }
+            rc = room_entry(s, m, lower, s->pos, full, true, &entry);
+            if (entry) {
+                json_object_set_new(s->join, m->room_id, entry);
+            }
+        } else if (strcmp(mb, "invite") == 0 || strcmp(mb, "knock") == 0) {
+            if (!new_membership && !s->full_state) {
+                continue;
+            }
+            bool invite = mb[0] == 'i';
+            json_object_set_new(invite ? s->invite : s->knock, m->room_id,
+                                json_pack("{s:o}", invite ? "invite_state" : "knock_state",
+                                          stripped_state(s, m)));
+        } else if (strcmp(mb, "leave") == 0 || strcmp(mb, "ban") == 0) {
+            bool is_forgotten = false;
+            for (size_t k = 0; k < n_forgotten && !is_forgotten; k++) {
+                is_forgotten = strcmp(forgotten[k], m->room_id) == 0;
+            }
+            if (is_forgotten || (initial ? !s->f.include_leave : !new_membership)) {
+                continue;
+            }
+            rc = room_entry(s, m, lower, m->stream_ordering, initial || s->full_state, false,
+                            &entry);
+            if (entry) {
+                json_object_set_new(s->leave, m->room_id, entry);
+            }
+        }
+        if (rc < 0) {
+            json_decref(out);
+            return rc;
+        }
+    }
+    *empty = json_object_size(s->join) == 0 && json_object_size(s->invite) == 0 &&
+             json_object_size(s->leave) == 0 && json_object_size(s->knock) == 0;
+    *body = out;
+    return 0;
+}
+
+/* The notifier's callback: re-run on an event, else answer empty. */
+static void woken(struct req *r, enum notify_why why, int64_t pos)
+{
+    if (why == NOTIFY_EVENT) {
+        req_continue(r, client_sync);
+        return;
+    }
+    req_json(r, 200, empty_body(pos, NULL, NULL, NULL, NULL));
+    req_complete(r);
+}
+
+/*
+ * GET /sync (spec "GET /_matrix/client/v3/sync"). Query: since, timeout
+ * (ms), filter (ID or inline JSON), full_state; set_presence and unknown
+ * parameters are accepted and ignored. Re-entered by the notifier when a
+ * relevant event commits while parked; the deadline counts from the
+ * request's arrival.
+ */
+int client_sync(struct req *r)
+{
+    struct sync s = {.r = r, .user_id = r->auth.user_id, .since = -1};
+    const char *since = req_query(r, "since");
+    if (since && *since && !parse_since(since, &s.since)) {
+        return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'since' token");
+    }
+    long long timeout_ms = 0;
+    const char *timeout = req_query(r, "timeout");
+    if (timeout && *timeout) {
+        char *end;
+        timeout_ms = strtoll(timeout, &end, 10);
+        if (*end || timeout_ms < 0) {
+            return req_fail(r, -ERR_INVALID_PARAM, "'timeout' must be a non-negative integer");
+        }
+        if (timeout_ms > SYNC_MAX_TIMEOUT_MS) {
+            timeout_ms = SYNC_MAX_TIMEOUT_MS;
+        }
+    }
+    const char *full = req_query(r, "full_state");
+    s.full_state = full && strcmp(full, "true") == 0;
+    int rc = load_filter(r, &s.f);
+    if (rc) {
+        return rc;
+    }
+    int64_t deadline = r->start_ns + (int64_t)timeout_ms * 1000000;
+    struct notify *n = r->srv->notify;
+    for (int attempt = 0;; attempt++) {
+        json_t *body = NULL;
+        bool empty = false;
+        char **joined = NULL;
+        size_t n_joined = 0;
+        rc = compute(&s, &body, &empty, &joined, &n_joined);
+        if (rc < 0) {
+            return req_fail(r, rc, NULL);
+        }
+        if (!empty || s.since < 0 || s.full_state || !n || attempt >= SYNC_RETRIES ||
+            req_now_ns() >= deadline) {
+            return req_json(r, 200, body);
+        }
+        json_decref(body);
+        rc = notify_wait(n, r, s.user_id, joined, n_joined, s.pos, deadline, woken);
+        if (rc == REQ_PARKED) {
+            return REQ_PARKED;
+        }
+        if (rc < 0) {
+            /* Shutting down: answer now. */
+            return req_json(r, 200, empty_body(s.pos, NULL, NULL, NULL, NULL));
+        }
+        /* Something committed meanwhile: compute again. */
+    }
+}
+
+/* ---- filters ---- */
+
+/* Only the user may read and write its own filters. */
+static int own_user(struct req *r, const char *verb)
+{
+    if (strcmp(r->param[0].p, r->auth.user_id) != 0) {
+        return req_fail(r, -ERR_FORBIDDEN, "Cannot %s filters for other users", verb);
+    }
+    return 0;
+}
+
+/* POST /user/{userId}/filter: stores a filter and returns its ID. */
+int client_filter_post(struct req *r)
+{
+    int rc = own_user(r, "create");
+    if (rc) {
+        return rc;
+    }
+    struct sync_filter f;
+    const char *why = NULL;
+    if (read_filter(r->json, &f, &why) != 0) {
+        return req_fail(r, -ERR_BAD_JSON, "Invalid filter: bad '%s'", why);
+    }
+    char *text = json_dumps(r->json, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) {
+        return req_fail(r, -ERR_NOMEM, NULL);
+    }
+    arena_defer(&r->arena, free, text);
+    int64_t id = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = store_begin(r->db);
+        if (rc == 0) {
+            rc = store_filter_put(r->db, r->auth.user_id, text, &id);
+        }
+        if (rc == 0) {
+            rc = store_commit(r->db);
+        } else {
+            store_rollback(r->db);
+        }
+        if (rc != -ERR_CONFLICT) {
+            break;
+        }
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    return req_json(r, 200, json_pack("{s:o}", "filter_id", json_sprintf("%lld", (long long)id)));
+}
+
+/* GET /user/{userId}/filter/{filterId}. */
+int client_filter_get(struct req *r)
+{
+    int rc = own_user(r, "get");
+    if (rc) {
+        return rc;
+    }
+    const char *arg = r->param[1].p;
+    char *end;
+    long long id = strtoll(arg, &end, 10);
+    char *text = NULL;
+    rc = *arg && !*end && id >= 0 ? store_filter_get(r->db, &r->arena, r->auth.user_id, id, &text)
+                                  : -ERR_NOT_FOUND;
+    if (rc == -ERR_NOT_FOUND) {
+        return req_fail(r, -ERR_NOT_FOUND, "No such filter");
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (!j) {
+        return req_fail(r, -ERR_DB, "Stored filter is unreadable");
+    }
+    return req_json(r, 200, j);
+}

@@ -1,0 +1,343 @@
+/*
+ * Queries over the relations index (schema 005_relations, spec "Forming
+ * relationships between events"): the child events of a parent for
+ * GET /relations, the children that bundled aggregations summarise
+ * (edits, references, thread summaries) for a page of parents, and the
+ * thread roots of a room by latest activity for GET /threads.
+ *
+ * A relation counts only while its child is neither rejected nor redacted
+ * (redaction prunes m.relates_to, which breaks the relationship; the row
+ * stays so the index never needs rewriting) and while parent and child
+ * share a room. Pages of parents are bound as IN lists of fixed sizes
+ * (1, 16 or 64 placeholders, padded by repeating an ID), so the statement
+ * cache, keyed by SQL text, holds three variants of each query.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "store/store_int.h"
+
+/* The columns of struct store_event, in the order read_event reads them
+ * (the same list as rooms.c). */
+#define EVENT_COLS                                                                             \
+    "e.event_nid, e.event_id, e.room_nid, COALESCE(e.stream_ordering, 0), e.depth, "           \
+    "COALESCE(e.state_before_nid, 0), e.rejected, e.redacted_by, e.json"
+#define EVENT_NCOLS 9
+
+static void read_event(struct db_stmt *st, struct arena *arena, struct store_event *e)
+{
+    e->nid = db_column_int64(st, 0);
+    e->event_id = store__col_str(st, 1, arena);
+    e->room_nid = db_column_int64(st, 2);
+    e->stream_ordering = db_column_int64(st, 3);
+    e->depth = db_column_int64(st, 4);
+    e->state_before_nid = db_column_int64(st, 5);
+    e->rejected = db_column_int64(st, 6) != 0;
+    e->redacted_by = store__col_str(st, 7, arena);
+    e->json = store__col_str(st, 8, arena);
+}
+
+/* Grows an arena array by doubling; returns the (possibly new) array. */
+static void *grow(struct arena *a, void *arr, size_t elem, size_t count, size_t *cap)
+{
+    if (count < *cap) {
+        return arr;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *n = arena_alloc(a, elem * ncap);
+    if (count) {
+        memcpy(n, arr, elem * count);
+    }
+    *cap = ncap;
+    return n;
+}
+
+/* ---- IN lists ---- */
+
+#define IN1 "?"
+#define IN2 IN1 "," IN1
+#define IN4 IN2 "," IN2
+#define IN8 IN4 "," IN4
+#define IN16 IN8 "," IN8
+#define IN32 IN16 "," IN16
+#define IN64 IN32 "," IN32
+
+/* The three sizes of parent lists; the variant index picks the SQL text. */
+static const size_t in_sizes[] = {1, 16, 64};
+#define IN_MAX 64
+
+/* The variant that holds min(n, IN_MAX) IDs. */
+static int in_variant(size_t n)
+{
+    return n <= 1 ? 0 : n <= 16 ? 1 : 2;
+}
+
+/*
+ * Binds ids[0..take) to placeholders first..first+in_sizes[v]-1, repeating
+ * the last ID to fill the list (duplicates in IN change nothing).
+ */
+static int bind_ids(struct db_stmt *st, int first, int v, const char *const *ids, size_t take)
+{
+    int rc = 0;
+    for (size_t i = 0; i < in_sizes[v] && rc == 0; i++) {
+        rc = db_bind_cstr(st, first + (int)i, ids[i < take ? i : take - 1]);
+    }
+    return rc;
+}
+
+static int bind_i64(struct db_stmt *st, int idx, int64_t v) { return db_bind_int64(st, idx, v); }
+
+static int bind_opt(struct db_stmt *st, int idx, const char *s)
+{
+    return s ? db_bind_cstr(st, idx, s) : db_bind_null(st, idx);
+}
+
+/* ---- GET /relations ---- */
+
+/*
+ * The children of one parent, followed through at most `max_depth` levels.
+ * Filters apply at every level, so a matching event reached only through a
+ * non-matching one is left out (spec "Relationships API"). The depth bound
+ * ends the walk even when relations form a cycle.
+ */
+#define RELATIONS_CTE                                                                          \
+    "WITH RECURSIVE rel(event_nid, event_id, depth) AS ("                                      \
+    "SELECT r.event_nid, c.event_id, 1 FROM event_relations r "                                \
+    "JOIN events c ON c.event_nid = r.event_nid "                                              \
+    "WHERE r.relates_to = ? AND r.room_nid = ? AND c.redacted_by IS NULL AND c.rejected = 0 "  \
+    "AND (CAST(? AS TEXT) IS NULL OR r.rel_type = ?) "                                         \
+    "AND (CAST(? AS TEXT) IS NULL OR r.event_type = ?) "                                       \
+    "UNION "                                                                                   \
+    "SELECT r.event_nid, c.event_id, rel.depth + 1 FROM rel "                                  \
+    "JOIN event_relations r ON r.relates_to = rel.event_id "                                   \
+    "JOIN events c ON c.event_nid = r.event_nid "                                              \
+    "WHERE rel.depth < ? AND r.room_nid = ? AND c.redacted_by IS NULL AND c.rejected = 0 "     \
+    "AND (CAST(? AS TEXT) IS NULL OR r.rel_type = ?) "                                         \
+    "AND (CAST(? AS TEXT) IS NULL OR r.event_type = ?)) "                                      \
+    "SELECT " EVENT_COLS " FROM events e WHERE e.event_nid IN (SELECT event_nid FROM rel) "    \
+    "AND e.stream_ordering IS NOT NULL "
+
+int store_relations_page(struct store_conn *c, struct arena *arena,
+                         const struct store_relations_query *q, struct store_event **out,
+                         size_t *n)
+{
+    static const char *const sql_b =
+        RELATIONS_CTE "AND e.stream_ordering < ? ORDER BY e.stream_ordering DESC LIMIT ?";
+    static const char *const sql_f =
+        RELATIONS_CTE "AND e.stream_ordering > ? ORDER BY e.stream_ordering ASC LIMIT ?";
+    struct db_stmt *st;
+    int rc = store__query(c, &st, q->backwards ? sql_b : sql_f, "tittttiittttii", q->parent_id,
+                          q->room_nid, q->rel_type, q->rel_type, q->event_type, q->event_type,
+                          (int64_t)q->max_depth, q->room_nid, q->rel_type, q->rel_type,
+                          q->event_type, q->event_type, q->from, (int64_t)q->limit);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t cap = 0, count = 0;
+    struct store_event *list = NULL;
+    while ((rc = db_step(st)) == DB_ROW) {
+        list = grow(arena, list, sizeof(*list), count, &cap);
+        read_event(st, arena, &list[count++]);
+    }
+    db_finalize(st);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+/* ---- bundled aggregations ---- */
+
+/* Edits and references of the listed parents, children in the parent's
+ * room only; the JSON is read for edits alone (the aggregation serves the
+ * winning edit whole, references only by ID). */
+#define CHILDREN_SQL(IN)                                                                       \
+    "SELECT r.relates_to, r.rel_type, c.event_id, c.sender, r.event_type, "                    \
+    "c.origin_server_ts, CASE WHEN r.rel_type = 'm.replace' THEN c.json END "                  \
+    "FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "                       \
+    "JOIN events p ON p.event_id = r.relates_to AND p.room_nid = r.room_nid "                  \
+    "WHERE r.relates_to IN (" IN ") AND r.rel_type IN ('m.replace', 'm.reference') "           \
+    "AND c.redacted_by IS NULL AND c.rejected = 0 ORDER BY c.stream_ordering"
+
+int store_relation_children(struct store_conn *c, struct arena *arena,
+                            const char *const *parents, size_t n_parents,
+                            struct store_relation_child **out, size_t *n)
+{
+    static const char *const sql[] = {CHILDREN_SQL(IN1), CHILDREN_SQL(IN16),
+                                      CHILDREN_SQL(IN64)};
+    size_t cap = 0, count = 0;
+    struct store_relation_child *list = NULL;
+    for (size_t done = 0; done < n_parents;) {
+        size_t take = n_parents - done < IN_MAX ? n_parents - done : IN_MAX;
+        int v = in_variant(take);
+        struct db_stmt *st;
+        int rc = db_prepare(c->db, sql[v], &st);
+        if (rc < 0) {
+            return rc;
+        }
+        rc = bind_ids(st, 1, v, parents + done, take);
+        while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
+            list = grow(arena, list, sizeof(*list), count, &cap);
+            struct store_relation_child *ch = &list[count++];
+            ch->parent_id = store__col_str(st, 0, arena);
+            ch->rel_type = store__col_str(st, 1, arena);
+            ch->event_id = store__col_str(st, 2, arena);
+            ch->sender = store__col_str(st, 3, arena);
+            ch->event_type = store__col_str(st, 4, arena);
+            ch->origin_server_ts = db_column_int64(st, 5);
+            ch->json = store__col_str(st, 6, arena);
+            rc = 0;
+        }
+        db_finalize(st);
+        if (rc < 0) {
+            return rc;
+        }
+        done += take;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+/* Per thread root: the m.thread children, the latest of them by stream
+ * ordering, and whether `user_id` sent one. */
+#define THREADS_SQL(IN)                                                                        \
+    "SELECT r.relates_to, COUNT(*), MAX(c.stream_ordering), "                                  \
+    "MAX(CASE WHEN r.sender = ? THEN 1 ELSE 0 END) "                                           \
+    "FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "                       \
+    "JOIN events p ON p.event_id = r.relates_to AND p.room_nid = r.room_nid "                  \
+    "WHERE r.relates_to IN (" IN ") AND r.rel_type = 'm.thread' "                              \
+    "AND c.redacted_by IS NULL AND c.rejected = 0 AND c.stream_ordering IS NOT NULL "          \
+    "GROUP BY r.relates_to"
+
+/* Events of a room by stream ordering (the latest event of each thread). */
+#define BY_STREAM_SQL(IN)                                                                      \
+    "SELECT " EVENT_COLS " FROM events e WHERE e.stream_ordering IN (" IN ")"
+
+/* Reads the latest events of summaries[0..n) into their `latest` field. */
+static int thread_latest(struct store_conn *c, struct arena *arena, struct store_thread *ts,
+                         size_t n)
+{
+    static const char *const sql[] = {BY_STREAM_SQL(IN1), BY_STREAM_SQL(IN16),
+                                      BY_STREAM_SQL(IN64)};
+    for (size_t done = 0; done < n;) {
+        size_t take = n - done < IN_MAX ? n - done : IN_MAX;
+        int v = in_variant(take);
+        struct db_stmt *st;
+        int rc = db_prepare(c->db, sql[v], &st);
+        if (rc < 0) {
+            return rc;
+        }
+        for (size_t i = 0; i < in_sizes[v] && rc == 0; i++) {
+            rc = bind_i64(st, 1 + (int)i, ts[done + (i < take ? i : take - 1)].latest_stream);
+        }
+        while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
+            struct store_event e;
+            read_event(st, arena, &e);
+            for (size_t i = done; i < done + take; i++) {
+                if (ts[i].latest_stream == e.stream_ordering) {
+                    ts[i].latest = e;
+                }
+            }
+            rc = 0;
+        }
+        db_finalize(st);
+        if (rc < 0) {
+            return rc;
+        }
+        done += take;
+    }
+    return 0;
+}
+
+int store_thread_summaries(struct store_conn *c, struct arena *arena, const char *user_id,
+                           const char *const *roots, size_t n_roots, struct store_thread **out,
+                           size_t *n)
+{
+    static const char *const sql[] = {THREADS_SQL(IN1), THREADS_SQL(IN16), THREADS_SQL(IN64)};
+    size_t cap = 0, count = 0;
+    struct store_thread *list = NULL;
+    for (size_t done = 0; done < n_roots;) {
+        size_t take = n_roots - done < IN_MAX ? n_roots - done : IN_MAX;
+        int v = in_variant(take);
+        struct db_stmt *st;
+        int rc = db_prepare(c->db, sql[v], &st);
+        if (rc < 0) {
+            return rc;
+        }
+        rc = bind_opt(st, 1, user_id);
+        if (rc == 0) {
+            rc = bind_ids(st, 2, v, roots + done, take);
+        }
+        while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
+            list = grow(arena, list, sizeof(*list), count, &cap);
+            struct store_thread *t = &list[count++];
+            memset(t, 0, sizeof(*t));
+            t->root_id = store__col_str(st, 0, arena);
+            t->count = db_column_int64(st, 1);
+            t->latest_stream = db_column_int64(st, 2);
+            t->participated = db_column_int64(st, 3) != 0;
+            rc = 0;
+        }
+        db_finalize(st);
+        if (rc < 0) {
+            return rc;
+        }
+        done += take;
+    }
+    int rc = thread_latest(c, arena, list, count);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+/* ---- GET /threads ---- */
+
+int store_threads_list(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                       const char *participant, int64_t before, int limit,
+                       struct store_thread_root **out, size_t *n)
+{
+    /* Thread roots ordered by their latest (unredacted) m.thread child.
+     * Each child belongs to one thread, so latest stream orderings are
+     * distinct and make a stable paging key. Participation (spec
+     * "Server-side aggregation of m.thread relationships") is having sent
+     * the root or a threaded reply. */
+    struct db_stmt *st;
+    int rc = store__query(
+        c, &st,
+        "SELECT " EVENT_COLS ", t.latest FROM ("
+        "SELECT r.relates_to AS root_id, MAX(c.stream_ordering) AS latest, "
+        "MAX(CASE WHEN r.sender = ? THEN 1 ELSE 0 END) AS mine "
+        "FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "
+        "WHERE r.room_nid = ? AND r.rel_type = 'm.thread' AND c.redacted_by IS NULL "
+        "AND c.rejected = 0 AND c.stream_ordering IS NOT NULL GROUP BY r.relates_to) t "
+        "JOIN events e ON e.event_id = t.root_id AND e.room_nid = ? "
+        "WHERE t.latest < ? AND e.rejected = 0 AND e.stream_ordering IS NOT NULL "
+        "AND (CAST(? AS TEXT) IS NULL OR t.mine = 1 OR e.sender = ?) "
+        "ORDER BY t.latest DESC LIMIT ?",
+        "tiiitti", participant, room_nid, room_nid, before, participant, participant,
+        (int64_t)limit);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t cap = 0, count = 0;
+    struct store_thread_root *list = NULL;
+    while ((rc = db_step(st)) == DB_ROW) {
+        list = grow(arena, list, sizeof(*list), count, &cap);
+        read_event(st, arena, &list[count].root);
+        list[count++].latest_stream = db_column_int64(st, EVENT_NCOLS);
+    }
+    db_finalize(st);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
