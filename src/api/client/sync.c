@@ -18,8 +18,9 @@
  *     the timeline filter, in stream order, with `limited` when more were
  *     left out and `prev_batch` pointing just before the first of them;
  *   - state is the current state minus the timeline for initial syncs,
- *     full_state and newly joined rooms, else the state events of the gap
- *     between `since` and the timeline when events were left out.
+ *     full_state and newly joined rooms, else the last state event per key
+ *     of the gap between `since` and the timeline when events were left
+ *     out (and of the whole range when a timeline filter hides some).
  * Not yet applied: history visibility (as in /messages), transaction IDs
  * in unsigned, receipts, typing, account data, presence, to-device.
  *
@@ -685,12 +686,14 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
             state_add(s, state, &needed, client__state_event(r, pdu));
         }
     } else if (t.limited || filter_restricts(&s->f.timeline)) {
-        /* The state changes in the gap the timeline does not show, the
-         * last event per key. */
+        /* The state changes the timeline does not show, the last event
+         * per key: those in the gap before it, and when a filter hides
+         * events, those hidden among it too (else the client would never
+         * see them; a key whose last change is shown stays out). */
         struct store_event *evs = NULL;
         size_t n = 0;
-        rc = store_sync_state_between(r->db, &r->arena, m->room_nid, lower, t.first_stream, &evs,
-                                      &n);
+        int64_t before = filter_restricts(&s->f.timeline) ? upto + 1 : t.first_stream;
+        rc = store_sync_state_between(r->db, &r->arena, m->room_nid, lower, before, &evs, &n);
         if (rc < 0) {
             goto out;
         }
