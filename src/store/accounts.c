@@ -3,59 +3,27 @@
  * tokens, profiles and registration tokens (schema 002_accounts).
  */
 #include <stdint.h>
-#include <string.h>
 
-#include "base/err.h"
 #include "store/store_int.h"
-
-/* Steps a single-row query and maps "no row" to -ERR_NOT_FOUND. */
-static int step_one(struct db_stmt *st)
-{
-    int rc = db_step(st);
-    if (rc == DB_ROW) {
-        return 0;
-    }
-    return rc == DB_DONE ? -ERR_NOT_FOUND : rc;
-}
-
-/* Maps an UPDATE/DELETE result: 0 rows -> -ERR_NOT_FOUND. */
-static int changed_one(int rc)
-{
-    if (rc == DB_UNIQUE) {
-        return -ERR_CONFLICT;
-    }
-    if (rc < 0) {
-        return rc;
-    }
-    return rc == 0 ? -ERR_NOT_FOUND : 0;
-}
-
-static int ok_or_err(int rc)
-{
-    if (rc == DB_UNIQUE) {
-        return -ERR_CONFLICT;
-    }
-    return rc < 0 ? rc : 0;
-}
 
 /* ---- users ---- */
 
 int store_user_set_password(struct store_conn *c, const char *user_id, const char *password_hash)
 {
-    return changed_one(store__exec(c, "UPDATE users SET password_hash = ? WHERE user_id = ?",
-                                   "tt", password_hash, user_id));
+    return store__changed_one(store__exec(
+        c, "UPDATE users SET password_hash = ? WHERE user_id = ?", "tt", password_hash, user_id));
 }
 
 int store_user_deactivate(struct store_conn *c, const char *user_id, bool erase)
 {
-    int rc = changed_one(store__exec(
+    int rc = store__changed_one(store__exec(
         c, "UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?", "t",
         user_id));
     if (rc == 0) {
         rc = store_devices_delete_all(c, user_id, NULL);
     }
     if (rc == 0 && erase) {
-        rc = ok_or_err(store__exec(c, "DELETE FROM profiles WHERE user_id = ?", "t", user_id));
+        rc = store__ok(store__exec(c, "DELETE FROM profiles WHERE user_id = ?", "t", user_id));
     }
     return rc;
 }
@@ -65,15 +33,16 @@ int store_user_deactivate(struct store_conn *c, const char *user_id, bool erase)
 int store_device_ensure(struct store_conn *c, const char *user_id, const char *device_id,
                         const char *display_name, int64_t ts)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO devices (user_id, device_id, display_name, "
                                  "created_ts) VALUES (?, ?, ?, ?) "
                                  "ON CONFLICT (user_id, device_id) DO NOTHING",
                                  "ttti", user_id, device_id, display_name, ts));
 }
 
-static void read_device(struct db_stmt *st, struct arena *arena, struct store_device *d)
+static void read_device(struct db_stmt *st, struct arena *arena, void *row)
 {
+    struct store_device *d = row;
     d->device_id = store__col_str(st, 0, arena);
     d->display_name = store__col_str(st, 1, arena);
     d->created_ts = db_column_int64(st, 2);
@@ -93,7 +62,7 @@ int store_device_get(struct store_conn *c, struct arena *arena, const char *user
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         read_device(st, arena, out);
     }
@@ -112,30 +81,13 @@ int store_device_list(struct store_conn *c, struct arena *arena, const char *use
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 8, count = 0;
-    struct store_device *list = ARENA_ARRAY(arena, struct store_device, cap);
-    while ((rc = db_step(st)) == DB_ROW) {
-        if (count == cap) {
-            struct store_device *bigger = ARENA_ARRAY(arena, struct store_device, cap * 2);
-            memcpy(bigger, list, sizeof(*list) * count);
-            list = bigger;
-            cap *= 2;
-        }
-        read_device(st, arena, &list[count++]);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**out), read_device, out, n);
 }
 
 int store_device_set_name(struct store_conn *c, const char *user_id, const char *device_id,
                           const char *display_name)
 {
-    return changed_one(store__exec(
+    return store__changed_one(store__exec(
         c, "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?", "ttt",
         display_name, user_id, device_id));
 }
@@ -143,7 +95,7 @@ int store_device_set_name(struct store_conn *c, const char *user_id, const char 
 int store_device_touch(struct store_conn *c, const char *user_id, const char *device_id,
                        int64_t ts, const char *ip)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "UPDATE devices SET last_seen_ts = ?, last_seen_ip = ? "
                                  "WHERE user_id = ? AND device_id = ?",
                                  "ittt", ts, ip, user_id, device_id));
@@ -151,17 +103,18 @@ int store_device_touch(struct store_conn *c, const char *user_id, const char *de
 
 int store_device_delete(struct store_conn *c, const char *user_id, const char *device_id)
 {
-    int rc = ok_or_err(store__exec(
+    int rc = store__ok(store__exec(
         c, "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", "tt", user_id,
         device_id));
     if (rc == 0) {
-        rc = ok_or_err(store__exec(
+        rc = store__ok(store__exec(
             c, "DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?", "tt", user_id,
             device_id));
     }
     if (rc == 0) {
-        rc = changed_one(store__exec(c, "DELETE FROM devices WHERE user_id = ? AND device_id = ?",
-                                     "tt", user_id, device_id));
+        rc = store__changed_one(store__exec(
+            c, "DELETE FROM devices WHERE user_id = ? AND device_id = ?", "tt", user_id,
+            device_id));
     }
     return rc;
 }
@@ -176,7 +129,7 @@ int store_devices_delete_all(struct store_conn *c, const char *user_id, const ch
         "DELETE FROM devices WHERE user_id = ? AND device_id <> COALESCE(?, '')",
     };
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-        int rc = ok_or_err(store__exec(c, sql[i], "tt", user_id, keep_device));
+        int rc = store__ok(store__exec(c, sql[i], "tt", user_id, keep_device));
         if (rc < 0) {
             return rc;
         }
@@ -191,13 +144,13 @@ int store_token_add(struct store_conn *c, const char *token_hash, const char *us
                     const char *refresh_hash)
 {
     if (expires_ts > 0) {
-        return ok_or_err(store__exec(c,
+        return store__ok(store__exec(c,
                                      "INSERT INTO access_tokens (token_hash, user_id, device_id, "
                                      "created_ts, expires_ts, refresh_hash) VALUES (?, ?, ?, ?, ?, ?)",
                                      "tttiit", token_hash, user_id, device_id, created_ts,
                                      expires_ts, refresh_hash));
     }
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO access_tokens (token_hash, user_id, device_id, "
                                  "created_ts, expires_ts, refresh_hash) VALUES (?, ?, ?, ?, NULL, ?)",
                                  "tttit", token_hash, user_id, device_id, created_ts,
@@ -216,7 +169,7 @@ int store_token_lookup(struct store_conn *c, struct arena *arena, const char *to
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         out->user_id = store__col_str(st, 0, arena);
         out->device_id = store__col_str(st, 1, arena);
@@ -231,14 +184,14 @@ int store_token_lookup(struct store_conn *c, struct arena *arena, const char *to
 
 int store_token_delete(struct store_conn *c, const char *token_hash)
 {
-    return changed_one(
+    return store__changed_one(
         store__exec(c, "DELETE FROM access_tokens WHERE token_hash = ?", "t", token_hash));
 }
 
 int store_refresh_add(struct store_conn *c, const char *token_hash, const char *user_id,
                       const char *device_id, int64_t created_ts)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO refresh_tokens (token_hash, user_id, device_id, "
                                  "created_ts) VALUES (?, ?, ?, ?)",
                                  "ttti", token_hash, user_id, device_id, created_ts));
@@ -254,7 +207,7 @@ int store_refresh_take(struct store_conn *c, struct arena *arena, const char *to
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         *user_id = store__col_str(st, 0, arena);
         *device_id = store__col_str(st, 1, arena);
@@ -263,10 +216,10 @@ int store_refresh_take(struct store_conn *c, struct arena *arena, const char *to
     if (rc < 0) {
         return rc;
     }
-    rc = changed_one(
+    rc = store__changed_one(
         store__exec(c, "DELETE FROM refresh_tokens WHERE token_hash = ?", "t", token_hash));
     if (rc == 0) {
-        rc = ok_or_err(store__exec(c, "DELETE FROM access_tokens WHERE refresh_hash = ?", "t",
+        rc = store__ok(store__exec(c, "DELETE FROM access_tokens WHERE refresh_hash = ?", "t",
                                    token_hash));
     }
     return rc;
@@ -284,7 +237,7 @@ int store_profile_get(struct store_conn *c, struct arena *arena, const char *use
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         out->displayname = store__col_str(st, 0, arena);
         out->avatar_url = store__col_str(st, 1, arena);
@@ -299,7 +252,7 @@ int store_profile_get(struct store_conn *c, struct arena *arena, const char *use
 
 int store_profile_set(struct store_conn *c, const char *user_id, const struct store_profile *p)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO profiles (user_id, displayname, avatar_url, fields) "
                                  "VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
                                  "displayname = excluded.displayname, "
@@ -315,15 +268,16 @@ int store_regtoken_create(struct store_conn *c, const char *token, int64_t uses_
 {
     /* NULL columns mean "unlimited" and "never"; bind them through NULLIF
      * so one statement serves every combination. */
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO registration_tokens (token, uses_allowed, "
                                  "expiry_time) VALUES (?, NULLIF(CAST(? AS BIGINT), -1), "
                                  "NULLIF(CAST(? AS BIGINT), 0))",
                                  "tii", token, uses_allowed, expiry_time));
 }
 
-static void read_regtoken(struct db_stmt *st, struct arena *arena, struct store_regtoken *t)
+static void read_regtoken(struct db_stmt *st, struct arena *arena, void *row)
 {
+    struct store_regtoken *t = row;
     t->token = store__col_str(st, 0, arena);
     t->uses_allowed = db_column_is_null(st, 1) ? -1 : db_column_int64(st, 1);
     t->pending = db_column_int64(st, 2);
@@ -343,7 +297,7 @@ int store_regtoken_get(struct store_conn *c, struct arena *arena, const char *to
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         read_regtoken(st, arena, out);
     }
@@ -360,29 +314,12 @@ int store_regtoken_list(struct store_conn *c, struct arena *arena, struct store_
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 8, count = 0;
-    struct store_regtoken *list = ARENA_ARRAY(arena, struct store_regtoken, cap);
-    while ((rc = db_step(st)) == DB_ROW) {
-        if (count == cap) {
-            struct store_regtoken *bigger = ARENA_ARRAY(arena, struct store_regtoken, cap * 2);
-            memcpy(bigger, list, sizeof(*list) * count);
-            list = bigger;
-            cap *= 2;
-        }
-        read_regtoken(st, arena, &list[count++]);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**out), read_regtoken, out, n);
 }
 
 int store_regtoken_delete(struct store_conn *c, const char *token)
 {
-    return changed_one(
+    return store__changed_one(
         store__exec(c, "DELETE FROM registration_tokens WHERE token = ?", "t", token));
 }
 
@@ -391,36 +328,37 @@ int store_regtoken_update(struct store_conn *c, const char *token, bool set_uses
 {
     /* A flag of 0 keeps the column; NULLIF maps -1 and 0 to NULL as in
      * store_regtoken_create. */
-    return changed_one(store__exec(c,
-                                   "UPDATE registration_tokens SET "
-                                   "uses_allowed = CASE WHEN ? = 1 THEN NULLIF(CAST(? AS BIGINT), -1) "
-                                   "ELSE uses_allowed END, "
-                                   "expiry_time = CASE WHEN ? = 1 THEN NULLIF(CAST(? AS BIGINT), 0) "
-                                   "ELSE expiry_time END WHERE token = ?",
-                                   "iiiit", (int64_t)set_uses, uses_allowed, (int64_t)set_expiry,
-                                   expiry_time, token));
+    return store__changed_one(store__exec(
+        c,
+        "UPDATE registration_tokens SET "
+        "uses_allowed = CASE WHEN ? = 1 THEN NULLIF(CAST(? AS BIGINT), -1) ELSE uses_allowed END, "
+        "expiry_time = CASE WHEN ? = 1 THEN NULLIF(CAST(? AS BIGINT), 0) ELSE expiry_time END "
+        "WHERE token = ?",
+        "iiiit", (int64_t)set_uses, uses_allowed, (int64_t)set_expiry, expiry_time, token));
 }
 
 int store_regtoken_reserve(struct store_conn *c, const char *token, int64_t now)
 {
     /* One statement, so two concurrent registrations cannot both take the
      * last use. */
-    return changed_one(store__exec(c,
-                                   "UPDATE registration_tokens SET pending = pending + 1 "
-                                   "WHERE token = ? AND (expiry_time IS NULL OR expiry_time > ?) "
-                                   "AND (uses_allowed IS NULL OR pending + completed < uses_allowed)",
-                                   "ti", token, now));
+    return store__changed_one(store__exec(
+        c,
+        "UPDATE registration_tokens SET pending = pending + 1 "
+        "WHERE token = ? AND (expiry_time IS NULL OR expiry_time > ?) "
+        "AND (uses_allowed IS NULL OR pending + completed < uses_allowed)",
+        "ti", token, now));
 }
 
 int store_regtoken_finish(struct store_conn *c, const char *token, bool done)
 {
     if (done) {
-        return changed_one(store__exec(c,
-                                       "UPDATE registration_tokens SET pending = pending - 1, "
-                                       "completed = completed + 1 WHERE token = ? AND pending > 0",
-                                       "t", token));
+        return store__changed_one(store__exec(
+            c,
+            "UPDATE registration_tokens SET pending = pending - 1, "
+            "completed = completed + 1 WHERE token = ? AND pending > 0",
+            "t", token));
     }
-    return changed_one(store__exec(
+    return store__changed_one(store__exec(
         c, "UPDATE registration_tokens SET pending = pending - 1 WHERE token = ? AND pending > 0",
         "t", token));
 }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/err.h"
 #include "store/store_int.h"
 
 /* Most joined members first, then by room ID compared bytewise: sorted
@@ -20,6 +19,13 @@ static int by_members(const void *a, const void *b)
         return x->joined > y->joined ? -1 : 1;
     }
     return strcmp(x->room_id, y->room_id);
+}
+
+static void published_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    struct store_published_room *p = row;
+    p->room_id = store__col_str(st, 0, arena);
+    p->joined = db_column_int64(st, 1);
 }
 
 int store_published_rooms(struct store_conn *c, struct arena *arena,
@@ -36,24 +42,9 @@ int store_published_rooms(struct store_conn *c, struct arena *arena,
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_published_room *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct store_published_room *grown = ARENA_ARRAY(arena, struct store_published_room,
-                                                             ncap);
-            if (count) {
-                memcpy(grown, list, sizeof(*list) * count);
-            }
-            list = grown;
-            cap = ncap;
-        }
-        list[count].room_id = store__col_str(st, 0, arena);
-        list[count].joined = db_column_int64(st, 1);
-        count++;
-    }
-    db_finalize(st);
+    struct store_published_room *list;
+    size_t count;
+    rc = store__collect(st, arena, sizeof(*list), published_row, &list, &count);
     if (rc < 0) {
         return rc;
     }

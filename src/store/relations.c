@@ -15,43 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "base/err.h"
 #include "store/store_int.h"
-
-/* The columns of struct store_event, in the order read_event reads them
- * (the same list as rooms.c). */
-#define EVENT_COLS                                                                             \
-    "e.event_nid, e.event_id, e.room_nid, COALESCE(e.stream_ordering, 0), e.depth, "           \
-    "COALESCE(e.state_before_nid, 0), e.rejected, e.redacted_by, e.json"
-#define EVENT_NCOLS 9
-
-static void read_event(struct db_stmt *st, struct arena *arena, struct store_event *e)
-{
-    e->nid = db_column_int64(st, 0);
-    e->event_id = store__col_str(st, 1, arena);
-    e->room_nid = db_column_int64(st, 2);
-    e->stream_ordering = db_column_int64(st, 3);
-    e->depth = db_column_int64(st, 4);
-    e->state_before_nid = db_column_int64(st, 5);
-    e->rejected = db_column_int64(st, 6) != 0;
-    e->redacted_by = store__col_str(st, 7, arena);
-    e->json = store__col_str(st, 8, arena);
-}
-
-/* Grows an arena array by doubling; returns the (possibly new) array. */
-static void *grow(struct arena *a, void *arr, size_t elem, size_t count, size_t *cap)
-{
-    if (count < *cap) {
-        return arr;
-    }
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *n = arena_alloc(a, elem * ncap);
-    if (count) {
-        memcpy(n, arr, elem * count);
-    }
-    *cap = ncap;
-    return n;
-}
 
 /* ---- IN lists ---- */
 
@@ -115,8 +79,8 @@ static int bind_opt(struct db_stmt *st, int idx, const char *s)
     "WHERE rel.depth < ? AND r.room_nid = ? AND c.redacted_by IS NULL AND c.rejected = 0 "     \
     "AND (CAST(? AS TEXT) IS NULL OR r.rel_type = ?) "                                         \
     "AND (CAST(? AS TEXT) IS NULL OR r.event_type = ?)) "                                      \
-    "SELECT " EVENT_COLS " FROM events e WHERE e.event_nid IN (SELECT event_nid FROM rel) "    \
-    "AND e.stream_ordering IS NOT NULL "
+    "SELECT " STORE__EVENT_COLS " FROM events e "                                              \
+    "WHERE e.event_nid IN (SELECT event_nid FROM rel) AND e.stream_ordering IS NOT NULL "
 
 int store_relations_page(struct store_conn *c, struct arena *arena,
                          const struct store_relations_query *q, struct store_event **out,
@@ -134,19 +98,7 @@ int store_relations_page(struct store_conn *c, struct arena *arena,
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_event *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        read_event(st, arena, &list[count++]);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**out), store__event_row, out, n);
 }
 
 /* ---- bundled aggregations ---- */
@@ -180,7 +132,7 @@ int store_relation_children(struct store_conn *c, struct arena *arena,
         }
         rc = bind_ids(st, 1, v, parents + done, take);
         while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
-            list = grow(arena, list, sizeof(*list), count, &cap);
+            list = store__grow(arena, list, sizeof(*list), count, &cap);
             struct store_relation_child *ch = &list[count++];
             ch->parent_id = store__col_str(st, 0, arena);
             ch->rel_type = store__col_str(st, 1, arena);
@@ -215,7 +167,7 @@ int store_relation_children(struct store_conn *c, struct arena *arena,
 
 /* Events of a room by stream ordering (the latest event of each thread). */
 #define BY_STREAM_SQL(IN)                                                                      \
-    "SELECT " EVENT_COLS " FROM events e WHERE e.stream_ordering IN (" IN ")"
+    "SELECT " STORE__EVENT_COLS " FROM events e WHERE e.stream_ordering IN (" IN ")"
 
 /* Reads the latest events of summaries[0..n) into their `latest` field. */
 static int thread_latest(struct store_conn *c, struct arena *arena, struct store_thread *ts,
@@ -236,7 +188,7 @@ static int thread_latest(struct store_conn *c, struct arena *arena, struct store
         }
         while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
             struct store_event e;
-            read_event(st, arena, &e);
+            store__read_event(st, arena, &e);
             for (size_t i = done; i < done + take; i++) {
                 if (ts[i].latest_stream == e.stream_ordering) {
                     ts[i].latest = e;
@@ -273,7 +225,7 @@ int store_thread_summaries(struct store_conn *c, struct arena *arena, const char
             rc = bind_ids(st, 2, v, roots + done, take);
         }
         while (rc == 0 && (rc = db_step(st)) == DB_ROW) {
-            list = grow(arena, list, sizeof(*list), count, &cap);
+            list = store__grow(arena, list, sizeof(*list), count, &cap);
             struct store_thread *t = &list[count++];
             memset(t, 0, sizeof(*t));
             t->root_id = store__col_str(st, 0, arena);
@@ -299,6 +251,13 @@ int store_thread_summaries(struct store_conn *c, struct arena *arena, const char
 
 /* ---- GET /threads ---- */
 
+static void thread_root_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    struct store_thread_root *t = row;
+    store__read_event(st, arena, &t->root);
+    t->latest_stream = db_column_int64(st, STORE__EVENT_NCOLS);
+}
+
 int store_threads_list(struct store_conn *c, struct arena *arena, int64_t room_nid,
                        const char *participant, int64_t before, int limit,
                        struct store_thread_root **out, size_t *n)
@@ -311,7 +270,7 @@ int store_threads_list(struct store_conn *c, struct arena *arena, int64_t room_n
     struct db_stmt *st;
     int rc = store__query(
         c, &st,
-        "SELECT " EVENT_COLS ", t.latest FROM ("
+        "SELECT " STORE__EVENT_COLS ", t.latest FROM ("
         "SELECT r.relates_to AS root_id, MAX(c.stream_ordering) AS latest, "
         "MAX(CASE WHEN r.sender = ? THEN 1 ELSE 0 END) AS mine "
         "FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "
@@ -326,18 +285,5 @@ int store_threads_list(struct store_conn *c, struct arena *arena, int64_t room_n
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_thread_root *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        read_event(st, arena, &list[count].root);
-        list[count++].latest_stream = db_column_int64(st, EVENT_NCOLS);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**out), thread_root_row, out, n);
 }

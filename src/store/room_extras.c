@@ -4,9 +4,7 @@
  * forgotten rooms. Paging around an event reuses store_room_events.
  */
 #include <stdint.h>
-#include <string.h>
 
-#include "base/err.h"
 #include "store/store_int.h"
 
 /* ---- timestamp_to_event ---- */
@@ -27,13 +25,10 @@ int store_event_at_ts(struct store_conn *c, struct arena *arena, int64_t room_ni
     if (rc < 0) {
         return rc;
     }
-    rc = db_step(st);
-    if (rc == DB_ROW) {
+    rc = store__step_one(st);
+    if (rc == 0) {
         *event_id = store__col_str(st, 0, arena);
         *event_ts = db_column_int64(st, 1);
-        rc = 0;
-    } else if (rc == DB_DONE) {
-        rc = -ERR_NOT_FOUND;
     }
     db_finalize(st);
     return rc;
@@ -58,7 +53,7 @@ int store_room_forget(struct store_conn *c, const char *user_id, int64_t room_ni
                          "member_event_nid = excluded.member_event_nid, "
                          "forgotten_ts = excluded.forgotten_ts",
                          "tiit", user_id, now, room_nid, user_id);
-    return rc < 0 ? rc : 0;
+    return store__ok(rc);
 }
 
 int store_user_forgotten_rooms(struct store_conn *c, struct arena *arena, const char *user_id,
@@ -75,25 +70,5 @@ int store_user_forgotten_rooms(struct store_conn *c, struct arena *arena, const 
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    char **list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **grown = arena_alloc(arena, sizeof(*grown) * ncap);
-            if (count) {
-                memcpy(grown, list, sizeof(*grown) * count);
-            }
-            list = grown;
-            cap = ncap;
-        }
-        list[count++] = store__col_str(st, 0, arena);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *room_ids = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**room_ids), store__str_row, room_ids, n);
 }

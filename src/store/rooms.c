@@ -5,56 +5,20 @@
  * file only reads and writes rows.
  */
 #include <stdint.h>
-#include <string.h>
 
 #include "base/err.h"
 #include "store/store_int.h"
-
-static int ok_or_err(int rc)
-{
-    if (rc == DB_UNIQUE) {
-        return -ERR_CONFLICT;
-    }
-    return rc < 0 ? rc : 0;
-}
-
-static int step_one(struct db_stmt *st)
-{
-    int rc = db_step(st);
-    if (rc == DB_ROW) {
-        return 0;
-    }
-    return rc == DB_DONE ? -ERR_NOT_FOUND : rc;
-}
-
-/* Grows an arena array by doubling; returns the (possibly new) array. */
-static void *grow(struct arena *a, void *arr, size_t elem, size_t count, size_t *cap)
-{
-    if (count < *cap) {
-        return arr;
-    }
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *n = arena_alloc(a, elem * ncap);
-    if (count) {
-        memcpy(n, arr, elem * count);
-    }
-    *cap = ncap;
-    return n;
-}
 
 /* ---- sequences ---- */
 
 static int max_of(struct store_conn *c, const char *sql, int64_t *out)
 {
-    struct db_stmt *st;
-    int rc = store__query(c, &st, sql, "");
-    if (rc < 0) {
-        return rc;
+    int rc = store__get_int(c, out, sql, "");
+    if (rc == -ERR_NOT_FOUND) {
+        *out = 0;
+        return 0;
     }
-    rc = step_one(st);
-    *out = rc == 0 ? db_column_int64(st, 0) : 0;
-    db_finalize(st);
-    return rc == -ERR_NOT_FOUND ? 0 : rc;
+    return rc;
 }
 
 int store_nids_max(struct store_conn *c, struct store_nid_max *out)
@@ -82,26 +46,16 @@ int store_nids_max(struct store_conn *c, struct store_nid_max *out)
 
 int store_intern_get(struct store_conn *c, enum store_intern kind, const char *s, int64_t *nid)
 {
-    struct db_stmt *st;
-    int rc = store__query(c, &st,
+    return store__get_int(c, nid,
                           kind == STORE_INTERN_TYPE
                               ? "SELECT type_nid FROM event_types WHERE type = ?"
                               : "SELECT state_key_nid FROM state_keys WHERE state_key = ?",
                           "t", s);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = step_one(st);
-    if (rc == 0) {
-        *nid = db_column_int64(st, 0);
-    }
-    db_finalize(st);
-    return rc;
 }
 
 int store_intern_add(struct store_conn *c, enum store_intern kind, int64_t nid, const char *s)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  kind == STORE_INTERN_TYPE
                                      ? "INSERT INTO event_types (type_nid, type) VALUES (?, ?)"
                                      : "INSERT INTO state_keys (state_key_nid, state_key) "
@@ -113,7 +67,7 @@ int store_intern_add(struct store_conn *c, enum store_intern kind, int64_t nid, 
 
 int store_room_insert(struct store_conn *c, const struct store_room *room)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO rooms (room_nid, room_id, room_version, created_ts, "
                                  "published) VALUES (?, ?, ?, ?, ?)",
                                  "ittib", room->nid, room->room_id, room->room_version,
@@ -131,7 +85,7 @@ int store_room_get(struct store_conn *c, struct arena *arena, const char *room_i
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         out->nid = db_column_int64(st, 0);
         out->room_id = store__col_str(st, 1, arena);
@@ -145,27 +99,25 @@ int store_room_get(struct store_conn *c, struct arena *arena, const char *room_i
 
 int store_room_set_published(struct store_conn *c, int64_t room_nid, bool published)
 {
-    return ok_or_err(store__exec(c, "UPDATE rooms SET published = ? WHERE room_nid = ?", "bi",
+    return store__ok(store__exec(c, "UPDATE rooms SET published = ? WHERE room_nid = ?", "bi",
                                  (int)published, room_nid));
 }
 
 int store_room_head_get(struct store_conn *c, int64_t room_nid, int64_t *snapshot_nid)
 {
-    struct db_stmt *st;
-    int rc = store__query(c, &st, "SELECT snapshot_nid FROM room_heads WHERE room_nid = ?", "i",
-                          room_nid);
-    if (rc < 0) {
-        return rc;
+    int rc = store__get_int(c, snapshot_nid,
+                            "SELECT snapshot_nid FROM room_heads WHERE room_nid = ?", "i",
+                            room_nid);
+    if (rc == -ERR_NOT_FOUND) {
+        *snapshot_nid = 0;
+        return 0;
     }
-    rc = step_one(st);
-    *snapshot_nid = rc == 0 ? db_column_int64(st, 0) : 0;
-    db_finalize(st);
-    return rc == -ERR_NOT_FOUND ? 0 : rc;
+    return rc;
 }
 
 int store_room_head_set(struct store_conn *c, int64_t room_nid, int64_t snapshot_nid)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO room_heads (room_nid, snapshot_nid) VALUES (?, ?) "
                                  "ON CONFLICT (room_nid) DO UPDATE SET "
                                  "snapshot_nid = excluded.snapshot_nid",
@@ -177,7 +129,7 @@ int store_room_head_set(struct store_conn *c, int64_t room_nid, int64_t snapshot
 int store_event_insert(struct store_conn *c, const struct store_event_row *ev)
 {
     /* NULLIF turns the 0 "none" markers into NULLs with one statement. */
-    return ok_or_err(store__exec(
+    return store__ok(store__exec(
         c,
         "INSERT INTO events (event_nid, event_id, room_nid, type_nid, state_key_nid, sender, "
         "depth, origin_server_ts, stream_ordering, state_before_nid, rejected, json) "
@@ -191,7 +143,7 @@ int store_event_edges_add(struct store_conn *c, int64_t event_nid, const int64_t
                           size_t n_prev, const int64_t *auth, size_t n_auth)
 {
     for (size_t i = 0; i < n_prev; i++) {
-        int rc = ok_or_err(store__exec(c,
+        int rc = store__ok(store__exec(c,
                                        "INSERT INTO event_edges (event_nid, prev_nid) VALUES (?, ?) "
                                        "ON CONFLICT DO NOTHING",
                                        "ii", event_nid, prev[i]));
@@ -200,7 +152,7 @@ int store_event_edges_add(struct store_conn *c, int64_t event_nid, const int64_t
         }
     }
     for (size_t i = 0; i < n_auth; i++) {
-        int rc = ok_or_err(store__exec(c,
+        int rc = store__ok(store__exec(c,
                                        "INSERT INTO event_auth_edges (event_nid, auth_nid) "
                                        "VALUES (?, ?) ON CONFLICT DO NOTHING",
                                        "ii", event_nid, auth[i]));
@@ -215,14 +167,14 @@ int store_extremities_replace(struct store_conn *c, int64_t room_nid, const int6
                               size_t n_remove, int64_t add)
 {
     for (size_t i = 0; i < n_remove; i++) {
-        int rc = ok_or_err(store__exec(
+        int rc = store__ok(store__exec(
             c, "DELETE FROM forward_extremities WHERE room_nid = ? AND event_nid = ?", "ii",
             room_nid, remove[i]));
         if (rc < 0) {
             return rc;
         }
     }
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO forward_extremities (room_nid, event_nid) "
                                  "VALUES (?, ?) ON CONFLICT DO NOTHING",
                                  "ii", room_nid, add));
@@ -234,20 +186,29 @@ int store_snapshot_insert(struct store_conn *c, int64_t snapshot_nid, int64_t ro
                           int64_t parent_nid, int64_t state_size,
                           const struct store_layer_entry *entries, size_t n)
 {
-    int rc = ok_or_err(store__exec(c,
+    int rc = store__ok(store__exec(c,
                                    "INSERT INTO state_snapshots (snapshot_nid, room_nid, "
                                    "parent_nid, layer_size, state_size) "
                                    "VALUES (?, ?, NULLIF(?, 0), ?, ?)",
                                    "iiiii", snapshot_nid, room_nid, parent_nid, (int64_t)n,
                                    state_size));
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = ok_or_err(store__exec(c,
+        rc = store__ok(store__exec(c,
                                    "INSERT INTO state_layers (snapshot_nid, type_nid, "
                                    "state_key_nid, event_nid) VALUES (?, ?, ?, NULLIF(?, 0))",
                                    "iiii", snapshot_nid, entries[i].type_nid,
                                    entries[i].state_key_nid, entries[i].event_nid));
     }
     return rc;
+}
+
+static void layer_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    (void)arena;
+    struct store_layer_entry *l = row;
+    l->type_nid = db_column_int64(st, 0);
+    l->state_key_nid = db_column_int64(st, 1);
+    l->event_nid = db_column_int64(st, 2);
 }
 
 int store_snapshot_get(struct store_conn *c, struct arena *arena, int64_t snapshot_nid,
@@ -262,7 +223,7 @@ int store_snapshot_get(struct store_conn *c, struct arena *arena, int64_t snapsh
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         *parent_nid = db_column_int64(st, 0);
         *state_size = db_column_int64(st, 1);
@@ -278,22 +239,7 @@ int store_snapshot_get(struct store_conn *c, struct arena *arena, int64_t snapsh
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_layer_entry *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        list[count].type_nid = db_column_int64(st, 0);
-        list[count].state_key_nid = db_column_int64(st, 1);
-        list[count].event_nid = db_column_int64(st, 2);
-        count++;
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *entries = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**entries), layer_row, entries, n);
 }
 
 /* ---- current state and extremities ---- */
@@ -301,13 +247,25 @@ int store_snapshot_get(struct store_conn *c, struct arena *arena, int64_t snapsh
 int store_current_state_put(struct store_conn *c, int64_t room_nid, int64_t type_nid,
                             int64_t state_key_nid, int64_t event_nid, const char *membership)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO room_current_state (room_nid, type_nid, "
                                  "state_key_nid, event_nid, membership) VALUES (?, ?, ?, ?, ?) "
                                  "ON CONFLICT (room_nid, type_nid, state_key_nid) DO UPDATE SET "
                                  "event_nid = excluded.event_nid, membership = excluded.membership",
                                  "iiiit", room_nid, type_nid, state_key_nid, event_nid,
                                  membership));
+}
+
+static void state_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    struct store_state_row *s = row;
+    s->type = store__col_str(st, 0, arena);
+    s->state_key = store__col_str(st, 1, arena);
+    s->type_nid = db_column_int64(st, 2);
+    s->state_key_nid = db_column_int64(st, 3);
+    s->event_nid = db_column_int64(st, 4);
+    s->event_id = store__col_str(st, 5, arena);
+    s->json = store__col_str(st, 6, arena);
 }
 
 int store_current_state_load(struct store_conn *c, struct arena *arena, int64_t room_nid,
@@ -324,26 +282,15 @@ int store_current_state_load(struct store_conn *c, struct arena *arena, int64_t 
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_state_row *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        struct store_state_row *row = &list[count++];
-        row->type = store__col_str(st, 0, arena);
-        row->state_key = store__col_str(st, 1, arena);
-        row->type_nid = db_column_int64(st, 2);
-        row->state_key_nid = db_column_int64(st, 3);
-        row->event_nid = db_column_int64(st, 4);
-        row->event_id = store__col_str(st, 5, arena);
-        row->json = store__col_str(st, 6, arena);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *rows = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**rows), state_row, rows, n);
+}
+
+static void ext_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    struct store_ext_row *x = row;
+    x->event_nid = db_column_int64(st, 0);
+    x->event_id = store__col_str(st, 1, arena);
+    x->depth = db_column_int64(st, 2);
 }
 
 int store_extremities_load(struct store_conn *c, struct arena *arena, int64_t room_nid,
@@ -358,55 +305,23 @@ int store_extremities_load(struct store_conn *c, struct arena *arena, int64_t ro
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_ext_row *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        list[count].event_nid = db_column_int64(st, 0);
-        list[count].event_id = store__col_str(st, 1, arena);
-        list[count].depth = db_column_int64(st, 2);
-        count++;
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *rows = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**rows), ext_row, rows, n);
 }
 
 /* ---- reading events ---- */
-
-#define EVENT_COLS                                                                             \
-    "event_nid, event_id, room_nid, COALESCE(stream_ordering, 0), depth, "                     \
-    "COALESCE(state_before_nid, 0), rejected, redacted_by, json"
-
-static void read_event(struct db_stmt *st, struct arena *arena, struct store_event *e)
-{
-    e->nid = db_column_int64(st, 0);
-    e->event_id = store__col_str(st, 1, arena);
-    e->room_nid = db_column_int64(st, 2);
-    e->stream_ordering = db_column_int64(st, 3);
-    e->depth = db_column_int64(st, 4);
-    e->state_before_nid = db_column_int64(st, 5);
-    e->rejected = db_column_int64(st, 6) != 0;
-    e->redacted_by = store__col_str(st, 7, arena);
-    e->json = store__col_str(st, 8, arena);
-}
 
 int store_event_get(struct store_conn *c, struct arena *arena, const char *event_id,
                     struct store_event *out)
 {
     struct db_stmt *st;
-    int rc = store__query(c, &st, "SELECT " EVENT_COLS " FROM events WHERE event_id = ?", "t",
-                          event_id);
+    int rc = store__query(c, &st, "SELECT " STORE__EVENT_COLS " FROM events e WHERE event_id = ?",
+                          "t", event_id);
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
-        read_event(st, arena, out);
+        store__read_event(st, arena, out);
     }
     db_finalize(st);
     return rc;
@@ -418,45 +333,30 @@ int store_room_events(struct store_conn *c, struct arena *arena, int64_t room_ni
     struct db_stmt *st;
     int rc = store__query(
         c, &st,
-        backwards ? "SELECT " EVENT_COLS " FROM events WHERE room_nid = ? AND "
+        backwards ? "SELECT " STORE__EVENT_COLS " FROM events e WHERE room_nid = ? AND "
                     "stream_ordering < ? AND rejected = 0 ORDER BY stream_ordering DESC LIMIT ?"
-                  : "SELECT " EVENT_COLS " FROM events WHERE room_nid = ? AND "
+                  : "SELECT " STORE__EVENT_COLS " FROM events e WHERE room_nid = ? AND "
                     "stream_ordering > ? AND rejected = 0 ORDER BY stream_ordering ASC LIMIT ?",
         "iii", room_nid, from, (int64_t)limit);
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_event *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        read_event(st, arena, &list[count++]);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**out), store__event_row, out, n);
 }
 
 int store_event_set_redacted(struct store_conn *c, const char *event_id, const char *json,
                              const char *redacted_by)
 {
-    int rc = store__exec(c, "UPDATE events SET json = ?, redacted_by = ? WHERE event_id = ?",
-                         "ttt", json, redacted_by, event_id);
-    if (rc < 0) {
-        return rc;
-    }
-    return rc == 0 ? -ERR_NOT_FOUND : 0;
+    return store__changed_one(store__exec(
+        c, "UPDATE events SET json = ?, redacted_by = ? WHERE event_id = ?", "ttt", json,
+        redacted_by, event_id));
 }
 
 int store_relation_add(struct store_conn *c, int64_t event_nid, int64_t room_nid,
                        const char *relates_to, const char *rel_type, const char *event_type,
                        const char *sender, const char *key)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO event_relations (event_nid, room_nid, relates_to, "
                                  "rel_type, event_type, sender, key) VALUES (?, ?, ?, ?, ?, ?, ?) "
                                  "ON CONFLICT DO NOTHING",
@@ -469,26 +369,16 @@ int store_relation_add(struct store_conn *c, int64_t event_nid, int64_t room_nid
 int store_txn_get(struct store_conn *c, struct arena *arena, const char *user_id,
                   const char *device_id, const char *txn_id, char **event_id)
 {
-    struct db_stmt *st;
-    int rc = store__query(c, &st,
+    return store__get_str(c, arena, event_id,
                           "SELECT event_id FROM event_txns WHERE user_id = ? AND device_id = ? "
                           "AND txn_id = ?",
                           "ttt", user_id, device_id, txn_id);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = step_one(st);
-    if (rc == 0) {
-        *event_id = store__col_str(st, 0, arena);
-    }
-    db_finalize(st);
-    return rc;
 }
 
 int store_txn_put(struct store_conn *c, const char *user_id, const char *device_id,
                   const char *txn_id, const char *event_id, int64_t ts)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO event_txns (user_id, device_id, txn_id, event_id, "
                                  "created_ts) VALUES (?, ?, ?, ?, ?)",
                                  "tttti", user_id, device_id, txn_id, event_id, ts));
@@ -509,19 +399,7 @@ int store_user_rooms(struct store_conn *c, struct arena *arena, const char *user
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    char **list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        list[count++] = store__col_str(st, 0, arena);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *room_ids = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**room_ids), store__str_row, room_ids, n);
 }
 
 /* ---- aliases ---- */
@@ -529,7 +407,7 @@ int store_user_rooms(struct store_conn *c, struct arena *arena, const char *user
 int store_alias_add(struct store_conn *c, const char *alias, const char *room_id,
                     const char *creator)
 {
-    return ok_or_err(store__exec(c,
+    return store__ok(store__exec(c,
                                  "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)",
                                  "ttt", alias, room_id, creator));
 }
@@ -543,7 +421,7 @@ int store_alias_get(struct store_conn *c, struct arena *arena, const char *alias
     if (rc < 0) {
         return rc;
     }
-    rc = step_one(st);
+    rc = store__step_one(st);
     if (rc == 0) {
         *room_id = store__col_str(st, 0, arena);
         if (creator) {
@@ -556,11 +434,8 @@ int store_alias_get(struct store_conn *c, struct arena *arena, const char *alias
 
 int store_alias_delete(struct store_conn *c, const char *alias)
 {
-    int rc = store__exec(c, "DELETE FROM room_aliases WHERE alias = ?", "t", alias);
-    if (rc < 0) {
-        return rc;
-    }
-    return rc == 0 ? -ERR_NOT_FOUND : 0;
+    return store__changed_one(
+        store__exec(c, "DELETE FROM room_aliases WHERE alias = ?", "t", alias));
 }
 
 int store_aliases_of_room(struct store_conn *c, struct arena *arena, const char *room_id,
@@ -572,17 +447,5 @@ int store_aliases_of_room(struct store_conn *c, struct arena *arena, const char 
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    char **list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        list[count++] = store__col_str(st, 0, arena);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *aliases = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**aliases), store__str_row, aliases, n);
 }

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/err.h"
@@ -348,27 +349,21 @@ int store_user_get(struct store_conn *c, struct arena *arena, const char *user_i
                    struct store_user *out)
 {
     struct db_stmt *st;
-    int rc = db_prepare(c->db,
-                        "SELECT user_id, password_hash, is_admin, is_guest, deactivated, "
-                        "created_ts FROM users WHERE user_id = ?",
-                        &st);
+    int rc = store__query(c, &st,
+                          "SELECT user_id, password_hash, is_admin, is_guest, deactivated, "
+                          "created_ts FROM users WHERE user_id = ?",
+                          "t", user_id);
     if (rc < 0) {
         return rc;
     }
-    rc = db_bind_cstr(st, 1, user_id);
+    rc = store__step_one(st);
     if (rc == 0) {
-        rc = db_step(st);
-    }
-    if (rc == DB_ROW) {
         out->user_id = store__col_str(st, 0, arena);
         out->password_hash = store__col_str(st, 1, arena);
         out->is_admin = db_column_int64(st, 2) != 0;
         out->is_guest = db_column_int64(st, 3) != 0;
         out->deactivated = db_column_int64(st, 4) != 0;
         out->created_ts = db_column_int64(st, 5);
-        rc = 0;
-    } else if (rc == DB_DONE) {
-        rc = -ERR_NOT_FOUND;
     }
     db_finalize(st);
     return rc;
@@ -407,18 +402,16 @@ static int bind_va(struct db_stmt *st, const char *types, va_list ap)
     return rc;
 }
 
-int store__query(struct store_conn *c, struct db_stmt **out, const char *sql, const char *types,
-                 ...)
+/* Prepares `sql` and binds the arguments in `ap`; finalizes on failure. */
+static int query_va(struct store_conn *c, struct db_stmt **out, const char *sql,
+                    const char *types, va_list ap)
 {
     struct db_stmt *st;
     int rc = db_prepare(c->db, sql, &st);
     if (rc < 0) {
         return rc;
     }
-    va_list ap;
-    va_start(ap, types);
     rc = bind_va(st, types, ap);
-    va_end(ap);
     if (rc < 0) {
         db_finalize(st);
         return rc;
@@ -427,23 +420,158 @@ int store__query(struct store_conn *c, struct db_stmt **out, const char *sql, co
     return 0;
 }
 
+int store__query(struct store_conn *c, struct db_stmt **out, const char *sql, const char *types,
+                 ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = query_va(c, out, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
 int store__exec(struct store_conn *c, const char *sql, const char *types, ...)
 {
     struct db_stmt *st;
-    int rc = db_prepare(c->db, sql, &st);
+    va_list ap;
+    va_start(ap, types);
+    int rc = query_va(c, &st, sql, types, ap);
+    va_end(ap);
     if (rc < 0) {
         return rc;
     }
-    va_list ap;
-    va_start(ap, types);
-    rc = bind_va(st, types, ap);
-    va_end(ap);
-    if (rc == 0) {
-        rc = db_step(st);
-        if (rc == DB_DONE || rc == DB_ROW) {
-            rc = (int)db_changes(st);
-        }
+    rc = db_step(st);
+    if (rc == DB_DONE || rc == DB_ROW) {
+        rc = (int)db_changes(st);
     }
     db_finalize(st);
     return rc;
+}
+
+/* The one-row read behind store__get_str and store__get_int: copies the
+ * first column into whichever of *str and *num is asked for. */
+static int get_first(struct store_conn *c, struct arena *arena, char **str, int64_t *num,
+                     const char *sql, const char *types, va_list ap)
+{
+    struct db_stmt *st;
+    int rc = query_va(c, &st, sql, types, ap);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = store__step_one(st);
+    if (rc == 0 && str) {
+        *str = store__col_str(st, 0, arena);
+    } else if (rc == 0) {
+        *num = db_column_int64(st, 0);
+    }
+    db_finalize(st);
+    return rc;
+}
+
+int store__get_str(struct store_conn *c, struct arena *arena, char **out, const char *sql,
+                   const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = get_first(c, arena, out, NULL, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+int store__get_int(struct store_conn *c, int64_t *out, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = get_first(c, NULL, NULL, out, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+int store__step_one(struct db_stmt *st)
+{
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        return 0;
+    }
+    return rc == DB_DONE ? -ERR_NOT_FOUND : rc;
+}
+
+int store__ok(int rc)
+{
+    if (rc == DB_UNIQUE) {
+        return -ERR_CONFLICT;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+int store__changed_one(int rc)
+{
+    if (rc == 0) {
+        return -ERR_NOT_FOUND;
+    }
+    return store__ok(rc);
+}
+
+/* ---- collecting rows (store_int.h) ---- */
+
+void *store__grow(struct arena *a, void *arr, size_t elem, size_t count, size_t *cap)
+{
+    if (count < *cap) {
+        return arr;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *n = arena_alloc(a, elem * ncap);
+    if (count) {
+        memcpy(n, arr, elem * count);
+    }
+    *cap = ncap;
+    return n;
+}
+
+int store__collect(struct db_stmt *st, struct arena *arena, size_t elem, store__row_fn *read,
+                   void *list, size_t *n)
+{
+    size_t cap = 0, count = 0;
+    unsigned char *arr = NULL;
+    int rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        arr = store__grow(arena, arr, elem, count, &cap);
+        read(st, arena, arr + elem * count++);
+    }
+    db_finalize(st);
+    if (rc < 0) {
+        return rc;
+    }
+    /* `list` points at the caller's typed pointer; object pointers share
+     * one representation on every platform Myelin builds for (POSIX). */
+    void *out = arr;
+    memcpy(list, &out, sizeof(out));
+    *n = count;
+    return 0;
+}
+
+void store__str_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    char **s = row;
+    *s = store__col_str(st, 0, arena);
+}
+
+/* ---- events (store_int.h) ---- */
+
+void store__read_event(struct db_stmt *st, struct arena *arena, struct store_event *e)
+{
+    e->nid = db_column_int64(st, 0);
+    e->event_id = store__col_str(st, 1, arena);
+    e->room_nid = db_column_int64(st, 2);
+    e->stream_ordering = db_column_int64(st, 3);
+    e->depth = db_column_int64(st, 4);
+    e->state_before_nid = db_column_int64(st, 5);
+    e->rejected = db_column_int64(st, 6) != 0;
+    e->redacted_by = store__col_str(st, 7, arena);
+    e->json = store__col_str(st, 8, arena);
+}
+
+void store__event_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    store__read_event(st, arena, row);
 }

@@ -7,27 +7,20 @@
  * store_room_events.
  */
 #include <stdint.h>
-#include <string.h>
 
-#include "base/err.h"
 #include "store/store_int.h"
 
-/* Grows an arena array by doubling; returns the (possibly new) array. */
-static void *grow(struct arena *a, void *arr, size_t elem, size_t count, size_t *cap)
-{
-    if (count < *cap) {
-        return arr;
-    }
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *n = arena_alloc(a, elem * ncap);
-    if (count) {
-        memcpy(n, arr, elem * count);
-    }
-    *cap = ncap;
-    return n;
-}
-
 /* ---- memberships and changed rooms ---- */
+
+static void membership_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    struct store_sync_membership *m = row;
+    m->room_id = store__col_str(st, 0, arena);
+    m->room_nid = db_column_int64(st, 1);
+    m->membership = store__col_str(st, 2, arena);
+    m->stream_ordering = db_column_int64(st, 3);
+    m->event_id = store__col_str(st, 4, arena);
+}
 
 int store_sync_memberships(struct store_conn *c, struct arena *arena, const char *user_id,
                            struct store_sync_membership **out, size_t *n)
@@ -45,24 +38,14 @@ int store_sync_memberships(struct store_conn *c, struct arena *arena, const char
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_sync_membership *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        struct store_sync_membership *m = &list[count++];
-        m->room_id = store__col_str(st, 0, arena);
-        m->room_nid = db_column_int64(st, 1);
-        m->membership = store__col_str(st, 2, arena);
-        m->stream_ordering = db_column_int64(st, 3);
-        m->event_id = store__col_str(st, 4, arena);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**out), membership_row, out, n);
+}
+
+static void nid_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    (void)arena;
+    int64_t *nid = row;
+    *nid = db_column_int64(st, 0);
 }
 
 int store_sync_changed_rooms(struct store_conn *c, struct arena *arena, int64_t after,
@@ -76,19 +59,7 @@ int store_sync_changed_rooms(struct store_conn *c, struct arena *arena, int64_t 
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    int64_t *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        list[count++] = db_column_int64(st, 0);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *room_nids = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**room_nids), nid_row, room_nids, n);
 }
 
 int store_sync_state_between(struct store_conn *c, struct arena *arena, int64_t room_nid,
@@ -96,8 +67,7 @@ int store_sync_state_between(struct store_conn *c, struct arena *arena, int64_t 
 {
     struct db_stmt *st;
     int rc = store__query(c, &st,
-                          "SELECT event_nid, event_id, room_nid, stream_ordering, depth, "
-                          "COALESCE(state_before_nid, 0), redacted_by, json FROM events "
+                          "SELECT " STORE__EVENT_COLS " FROM events e "
                           "WHERE room_nid = ? AND stream_ordering > ? AND stream_ordering < ? "
                           "AND state_key_nid IS NOT NULL AND rejected = 0 "
                           "ORDER BY stream_ordering",
@@ -105,28 +75,7 @@ int store_sync_state_between(struct store_conn *c, struct arena *arena, int64_t 
     if (rc < 0) {
         return rc;
     }
-    size_t cap = 0, count = 0;
-    struct store_event *list = NULL;
-    while ((rc = db_step(st)) == DB_ROW) {
-        list = grow(arena, list, sizeof(*list), count, &cap);
-        struct store_event *e = &list[count++];
-        e->nid = db_column_int64(st, 0);
-        e->event_id = store__col_str(st, 1, arena);
-        e->room_nid = db_column_int64(st, 2);
-        e->stream_ordering = db_column_int64(st, 3);
-        e->depth = db_column_int64(st, 4);
-        e->state_before_nid = db_column_int64(st, 5);
-        e->rejected = false;
-        e->redacted_by = store__col_str(st, 6, arena);
-        e->json = store__col_str(st, 7, arena);
-    }
-    db_finalize(st);
-    if (rc < 0) {
-        return rc;
-    }
-    *out = list;
-    *n = count;
-    return 0;
+    return store__collect(st, arena, sizeof(**out), store__event_row, out, n);
 }
 
 /* ---- transaction IDs ---- */
@@ -134,23 +83,10 @@ int store_sync_state_between(struct store_conn *c, struct arena *arena, int64_t 
 int store_sync_txn_of(struct store_conn *c, struct arena *arena, const char *event_id,
                       const char *user_id, const char *device_id, char **txn_key)
 {
-    struct db_stmt *st;
-    int rc = store__query(c, &st,
+    return store__get_str(c, arena, txn_key,
                           "SELECT txn_id FROM event_txns WHERE event_id = ? AND user_id = ? "
                           "AND device_id = ?",
                           "ttt", event_id, user_id, device_id);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = db_step(st);
-    if (rc == DB_ROW) {
-        *txn_key = store__col_str(st, 0, arena);
-        rc = 0;
-    } else if (rc == DB_DONE) {
-        rc = -ERR_NOT_FOUND;
-    }
-    db_finalize(st);
-    return rc;
 }
 
 /* ---- filters ---- */
@@ -187,11 +123,9 @@ int store_filter_put(struct store_conn *c, const char *user_id, const char *json
     if (rc < 0) {
         return rc;
     }
-    rc = store__exec(c, "INSERT INTO user_filters (user_id, filter_id, json) VALUES (?, ?, ?)",
-                     "tit", user_id, id, json);
-    if (rc == DB_UNIQUE) {
-        return -ERR_CONFLICT;
-    }
+    rc = store__ok(store__exec(
+        c, "INSERT INTO user_filters (user_id, filter_id, json) VALUES (?, ?, ?)", "tit", user_id,
+        id, json));
     if (rc < 0) {
         return rc;
     }
@@ -202,20 +136,7 @@ int store_filter_put(struct store_conn *c, const char *user_id, const char *json
 int store_filter_get(struct store_conn *c, struct arena *arena, const char *user_id,
                      int64_t filter_id, char **json)
 {
-    struct db_stmt *st;
-    int rc = store__query(c, &st,
+    return store__get_str(c, arena, json,
                           "SELECT json FROM user_filters WHERE user_id = ? AND filter_id = ?",
                           "ti", user_id, filter_id);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = db_step(st);
-    if (rc == DB_ROW) {
-        *json = store__col_str(st, 0, arena);
-        rc = 0;
-    } else if (rc == DB_DONE) {
-        rc = -ERR_NOT_FOUND;
-    }
-    db_finalize(st);
-    return rc;
 }

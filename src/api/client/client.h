@@ -60,6 +60,7 @@ int client__session_response(struct req *r, const char *user_id, const char *dev
 /* ---- rooms (shared by rooms.c and room_extras.c) ---- */
 
 struct store_event;
+struct store_room;
 
 /*
  * The client format of a PDU (spec "ClientEvent"): the federation-only
@@ -89,6 +90,17 @@ void client__bundle_aggregations(struct req *r, json_t *events);
 int client__require_joined(struct req *r, const char *room_id);
 /* 0 for a well-formed room ID, else the M_INVALID_PARAM failure. */
 int client__check_room_id(struct req *r, const char *room_id);
+/* client__check_room_id, then client__require_joined: 0 or the failure
+ * set on r. */
+int client__require_joined_room(struct req *r, const char *room_id);
+/*
+ * Loads the event `event_id` into *se and the room `room_id` into *room
+ * (strings in the request arena). Returns 0 when the event belongs to
+ * that room and was not rejected; otherwise the M_NOT_FOUND "Event not
+ * found" failure (also for an unknown room) or the store failure, set on r.
+ */
+int client__room_event(struct req *r, const char *room_id, const char *event_id,
+                       struct store_event *se, struct store_room *room);
 /* Parses a /messages stream token "s<N>" into N; false when malformed. */
 bool client__parse_stream_token(const char *s, int64_t *out);
 

@@ -292,10 +292,7 @@ int client_relations(struct req *r)
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
     const char *rel_type = r->n_params > 2 ? r->param[2].p : NULL;
     const char *event_type = r->n_params > 3 ? r->param[3].p : NULL;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    int rc = client__require_joined_room(r, room_id);
     if (rc) {
         return rc;
     }
@@ -328,15 +325,9 @@ int client_relations(struct req *r)
 
     struct store_event parent;
     struct store_room room;
-    rc = store_event_get(r->db, &r->arena, event_id, &parent);
-    if (rc == 0) {
-        rc = store_room_get(r->db, &r->arena, room_id, &room);
-    }
-    if (rc == -ERR_NOT_FOUND || (rc == 0 && (parent.room_nid != room.nid || parent.rejected))) {
-        return req_fail(r, -ERR_NOT_FOUND, "Event not found");
-    }
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
+    rc = client__room_event(r, room_id, event_id, &parent, &room);
+    if (rc) {
+        return rc;
     }
 
     struct store_event *evs = NULL;
@@ -408,10 +399,7 @@ int client_relations(struct req *r)
 int client_threads(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    int rc = client__require_joined_room(r, room_id);
     if (rc) {
         return rc;
     }

@@ -196,10 +196,7 @@ static void append_events(struct req *r, json_t *out, const struct store_event *
 int client_context(struct req *r)
 {
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    int rc = client__require_joined_room(r, room_id);
     if (rc) {
         return rc;
     }
@@ -222,16 +219,12 @@ int client_context(struct req *r)
     }
     struct store_event target;
     struct store_room room;
-    rc = store_event_get(r->db, &r->arena, event_id, &target);
-    if (rc == 0) {
-        rc = store_room_get(r->db, &r->arena, room_id, &room);
+    rc = client__room_event(r, room_id, event_id, &target, &room);
+    if (rc) {
+        return rc;
     }
-    if (rc == -ERR_NOT_FOUND || (rc == 0 && (target.room_nid != room.nid || target.rejected ||
-                                             target.stream_ordering <= 0))) {
+    if (target.stream_ordering <= 0) {
         return req_fail(r, -ERR_NOT_FOUND, "Event not found");
-    }
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
     }
     json_t *event = client__stored_event(r, &target);
     if (!event) {

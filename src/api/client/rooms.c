@@ -117,6 +117,42 @@ int client__check_room_id(struct req *r, const char *room_id)
     return 0;
 }
 
+int client__require_joined_room(struct req *r, const char *room_id)
+{
+    int rc = client__check_room_id(r, room_id);
+    return rc ? rc : client__require_joined(r, room_id);
+}
+
+int client__room_event(struct req *r, const char *room_id, const char *event_id,
+                       struct store_event *se, struct store_room *room)
+{
+    int rc = store_event_get(r->db, &r->arena, event_id, se);
+    if (rc == 0) {
+        rc = store_room_get(r->db, &r->arena, room_id, room);
+    }
+    if (rc == -ERR_NOT_FOUND || (rc == 0 && (se->room_nid != room->nid || se->rejected))) {
+        return req_fail(r, -ERR_NOT_FOUND, "Event not found");
+    }
+    return rc < 0 ? req_fail(r, rc, NULL) : 0;
+}
+
+/* The current state of a room the user is joined to, as PDUs in an
+ * arena-owned array; 0 or the failure set on r. */
+static int joined_state(struct req *r, const char *room_id, json_t **pdus)
+{
+    int rc = client__require_joined_room(r, room_id);
+    if (rc) {
+        return rc;
+    }
+    *pdus = NULL;
+    rc = room_state_all(r, room_id, pdus);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    json_arena(&r->arena, *pdus);
+    return 0;
+}
+
 /* ---- sending ---- */
 
 static int send_state(struct req *r, const char *room_id, const char *type,
@@ -221,10 +257,7 @@ int client_state_get(struct req *r)
 {
     const char *room_id = r->param[0].p, *type = r->param[1].p;
     const char *state_key = r->n_params > 2 ? r->param[2].p : "";
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    int rc = client__require_joined_room(r, room_id);
     if (rc) {
         return rc;
     }
@@ -246,20 +279,11 @@ int client_state_get(struct req *r)
 
 int client_state_all(struct req *r)
 {
-    const char *room_id = r->param[0].p;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    json_t *pdus;
+    int rc = joined_state(r, r->param[0].p, &pdus);
     if (rc) {
         return rc;
     }
-    json_t *pdus = NULL;
-    rc = room_state_all(r, room_id, &pdus);
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
-    }
-    json_arena(&r->arena, pdus);
     json_t *out = json_array();
     size_t i;
     json_t *pdu;
@@ -270,24 +294,15 @@ int client_state_all(struct req *r)
 int client_event_get(struct req *r)
 {
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    int rc = client__require_joined_room(r, room_id);
     if (rc) {
         return rc;
     }
     struct store_event se;
     struct store_room room;
-    rc = store_event_get(r->db, &r->arena, event_id, &se);
-    if (rc == 0) {
-        rc = store_room_get(r->db, &r->arena, room_id, &room);
-    }
-    if (rc == -ERR_NOT_FOUND || (rc == 0 && (se.room_nid != room.nid || se.rejected))) {
-        return req_fail(r, -ERR_NOT_FOUND, "Event not found");
-    }
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
+    rc = client__room_event(r, room_id, event_id, &se, &room);
+    if (rc) {
+        return rc;
     }
     json_t *ev = client__stored_event(r, &se);
     if (!ev) {
@@ -322,10 +337,7 @@ bool client__parse_stream_token(const char *s, int64_t *out)
 int client_messages(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    int rc = client__require_joined_room(r, room_id);
     if (rc) {
         return rc;
     }
@@ -414,10 +426,7 @@ int client_redact(struct req *r)
 
 static int do_redact(struct req *r, const char *room_id, const char *event_id, const char *txn)
 {
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    int rc = client__require_joined_room(r, room_id);
     if (rc) {
         return rc;
     }
@@ -604,22 +613,13 @@ int client_joined_rooms(struct req *r)
  * The "at" token is accepted but the current state is served for now. */
 int client_members(struct req *r)
 {
-    const char *room_id = r->param[0].p;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    json_t *pdus;
+    int rc = joined_state(r, r->param[0].p, &pdus);
     if (rc) {
         return rc;
     }
     const char *want = req_query(r, "membership");
     const char *not_want = req_query(r, "not_membership");
-    json_t *pdus = NULL;
-    rc = room_state_all(r, room_id, &pdus);
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
-    }
-    json_arena(&r->arena, pdus);
     json_t *chunk = json_array();
     size_t i;
     json_t *pdu;
@@ -640,20 +640,11 @@ int client_members(struct req *r)
 
 int client_joined_members(struct req *r)
 {
-    const char *room_id = r->param[0].p;
-    int rc = client__check_room_id(r, room_id);
-    if (!rc) {
-        rc = client__require_joined(r, room_id);
-    }
+    json_t *pdus;
+    int rc = joined_state(r, r->param[0].p, &pdus);
     if (rc) {
         return rc;
     }
-    json_t *pdus = NULL;
-    rc = room_state_all(r, room_id, &pdus);
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
-    }
-    json_arena(&r->arena, pdus);
     json_t *joined = json_object();
     size_t i;
     json_t *pdu;
