@@ -424,12 +424,9 @@ int client_directory_visibility_get(struct req *r)
         return rc;
     }
     struct store_room room;
-    rc = store_room_get(r->db, &r->arena, room_id, &room);
-    if (rc == -ERR_NOT_FOUND) {
-        return req_fail(r, -ERR_NOT_FOUND, "Room not found");
-    }
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
+    rc = client__known_room(r, room_id, &room);
+    if (rc) {
+        return rc;
     }
     return req_json(r, 200,
                     json_pack("{s:s}", "visibility", room.published ? "public" : "private"));
@@ -448,12 +445,9 @@ int client_directory_visibility_put(struct req *r)
         return req_fail(r, -ERR_INVALID_PARAM, "'visibility' must be public or private");
     }
     struct store_room room;
-    rc = store_room_get(r->db, &r->arena, room_id, &room);
-    if (rc == -ERR_NOT_FOUND) {
-        return req_fail(r, -ERR_NOT_FOUND, "Room not found");
-    }
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
+    rc = client__known_room(r, room_id, &room);
+    if (rc) {
+        return rc;
     }
     bool allowed = r->auth.is_admin;
     if (!allowed) {

@@ -131,12 +131,9 @@ int client_report_room(struct req *r)
         return rc;
     }
     struct store_room room;
-    rc = store_room_get(r->db, &r->arena, room_id, &room);
-    if (rc == -ERR_NOT_FOUND) {
-        return req_fail(r, -ERR_NOT_FOUND, "The room was not found");
-    }
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
+    rc = client__known_room(r, room_id, &room);
+    if (rc) {
+        return rc;
     }
     return answer_stored(r, &rep);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "api/client/client.h"
+#include "api/client/filter.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/json.h"
@@ -35,145 +36,38 @@ static int answer_room_id(struct req *r)
 
 static bool streq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
-/* ---- RoomEventFilter (spec "Filtering"), as far as /context needs it ---- */
-
-/*
- * The parts of a RoomEventFilter applied here: types and senders with
- * their exclusions ('*' matches any run of characters in types), rooms,
- * contains_url, and lazy_load_members for the returned state.
- */
-struct event_filter {
-    const json_t *types, *not_types, *senders, *not_senders, *rooms, *not_rooms;
-    int contains_url; /* -1: either; 0/1: events without/with content.url */
-    bool lazy_load_members;
-};
-
-/* Glob match where '*' stands for any run of characters. */
-static bool glob_match(const char *pat, const char *s)
-{
-    if (*pat == '\0') {
-        return *s == '\0';
-    }
-    if (*pat == '*') {
-        for (;; s++) {
-            if (glob_match(pat + 1, s)) {
-                return true;
-            }
-            if (*s == '\0') {
-                return false;
-            }
-        }
-    }
-    return *s != '\0' && *pat == *s && glob_match(pat + 1, s + 1);
-}
-
-static bool list_has(const json_t *list, const char *s, bool glob)
-{
-    size_t i;
-    const json_t *v;
-    json_array_foreach(list, i, v)
-    {
-        const char *p = json_string_value(v);
-        if (p && s && (glob ? glob_match(p, s) : strcmp(p, s) == 0)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Reads an optional list of strings of the filter; false when malformed. */
-static bool filter_list(const json_t *f, const char *key, const json_t **out)
-{
-    const json_t *v = json_object_get(f, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) {
-        return true;
-    }
-    if (!json_is_array(v)) {
-        return false;
-    }
-    size_t i;
-    const json_t *e;
-    json_array_foreach(v, i, e)
-    {
-        if (!json_is_string(e)) {
-            return false;
-        }
-    }
-    *out = v;
-    return true;
-}
+/* ---- GET /rooms/{roomId}/context/{eventId} ---- */
 
 /* Parses the `filter` query parameter (a JSON RoomEventFilter; absent
  * means no filtering). Returns 0 or the M_INVALID_PARAM failure. */
-static int filter_parse(struct req *r, struct event_filter *f)
+static int filter_parse(struct req *r, struct filter_events *f)
 {
-    memset(f, 0, sizeof(*f));
-    f->contains_url = -1;
     const char *s = req_query(r, "filter");
+    const char *why = NULL;
     if (!s || !*s) {
-        return 0;
+        return filter_read_events(NULL, f, &why);
     }
-    json_error_t e;
-    json_t *j = json_arena(&r->arena, json_loads(s, 0, &e));
-    bool ok = json_is_object(j) && filter_list(j, "types", &f->types) &&
-              filter_list(j, "not_types", &f->not_types) &&
-              filter_list(j, "senders", &f->senders) &&
-              filter_list(j, "not_senders", &f->not_senders) &&
-              filter_list(j, "rooms", &f->rooms) && filter_list(j, "not_rooms", &f->not_rooms);
-    if (ok) {
-        const json_t *cu = json_object_get(j, "contains_url");
-        const json_t *ll = json_object_get(j, "lazy_load_members");
-        ok = (!cu || json_is_boolean(cu)) && (!ll || json_is_boolean(ll));
-        if (cu) {
-            f->contains_url = json_is_true(cu) ? 1 : 0;
-        }
-        f->lazy_load_members = json_is_true(ll);
-    }
-    if (!ok) {
-        return req_fail(r, -ERR_INVALID_PARAM, "'filter' is not a valid RoomEventFilter");
-    }
-    return 0;
-}
-
-/* Whether a client-format event passes the filter. */
-static bool filter_allows(const struct event_filter *f, const json_t *ev)
-{
-    const char *type = json_get_str(ev, "type");
-    const char *sender = json_get_str(ev, "sender");
-    const char *room = json_get_str(ev, "room_id");
-    if ((f->types && !list_has(f->types, type, true)) || list_has(f->not_types, type, true)) {
-        return false;
-    }
-    if ((f->senders && !list_has(f->senders, sender, false)) ||
-        list_has(f->not_senders, sender, false)) {
-        return false;
-    }
-    if ((f->rooms && !list_has(f->rooms, room, false)) || list_has(f->not_rooms, room, false)) {
-        return false;
-    }
-    if (f->contains_url >= 0) {
-        bool has_url = json_is_string(json_object_get(json_object_get(ev, "content"), "url"));
-        if (has_url != (f->contains_url == 1)) {
-            return false;
+    json_t *j = NULL;
+    if (json_parse_input(s, strlen(s), JSON_MAX_DEPTH, &j, &why) == 0) {
+        json_arena(&r->arena, j);
+        if (filter_read_events(j, f, &why) == 0) {
+            return 0;
         }
     }
-    return true;
+    return req_fail(r, -ERR_INVALID_PARAM, "'filter' is not a valid RoomEventFilter");
 }
-
-/* ---- GET /rooms/{roomId}/context/{eventId} ---- */
 
 /* Appends the client format of stored events that pass the filter, and
  * each sender to `senders` (for lazy-loaded members). */
 static void append_events(struct req *r, json_t *out, const struct store_event *evs, size_t n,
-                          const struct event_filter *f, json_t *senders)
+                          const struct filter_events *f, json_t *senders)
 {
     for (size_t i = 0; i < n; i++) {
         json_t *ev = client__stored_event(r, &evs[i]);
         if (!ev) {
             continue;
         }
-        if (!filter_allows(f, ev)) {
+        if (!filter_events_pass(f, ev)) {
             json_decref(ev);
             continue;
         }
@@ -212,7 +106,7 @@ int client_context(struct req *r)
             limit = CONTEXT_MAX_LIMIT;
         }
     }
-    struct event_filter filter;
+    struct filter_events filter;
     rc = filter_parse(r, &filter);
     if (rc) {
         return rc;
@@ -286,7 +180,7 @@ int client_context(struct req *r)
             continue;
         }
         json_t *ev = client__state_event(r, pdu);
-        if (filter_allows(&filter, ev)) {
+        if (filter_events_pass(&filter, ev)) {
             json_array_append_new(state, ev);
         } else {
             json_decref(ev);

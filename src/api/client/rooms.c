@@ -136,6 +136,15 @@ int client__room_event(struct req *r, const char *room_id, const char *event_id,
     return rc < 0 ? req_fail(r, rc, NULL) : 0;
 }
 
+int client__known_room(struct req *r, const char *room_id, struct store_room *room)
+{
+    int rc = store_room_get(r->db, &r->arena, room_id, room);
+    if (rc == -ERR_NOT_FOUND) {
+        return req_fail(r, -ERR_NOT_FOUND, "Room not found");
+    }
+    return rc < 0 ? req_fail(r, rc, NULL) : 0;
+}
+
 /* The current state of a room the user is joined to, as PDUs in an
  * arena-owned array; 0 or the failure set on r. */
 static int joined_state(struct req *r, const char *room_id, json_t **pdus)

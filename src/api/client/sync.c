@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "api/client/client.h"
+#include "api/client/filter.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/json.h"
@@ -52,240 +53,25 @@
 
 /* ---- filters ---- */
 
-struct event_filter {
-    const json_t *types, *not_types, *senders, *not_senders; /* arrays of strings, or NULL */
-    int contains_url; /* -1: no condition */
-};
-
 struct sync_filter {
-    struct event_filter timeline, state;
-    const json_t *rooms, *not_rooms;
-    const json_t *event_fields;
-    int limit;
-    bool lazy_members;
-    bool include_leave;
+    struct filter f;
+    int limit; /* of the timeline */
 };
 
-/* Checks that obj[key], when present, is an array of strings. */
-static int str_array(const json_t *obj, const char *key, const json_t **out, const char **why)
+static bool room_wanted(const struct sync_filter *sf, const char *room_id)
 {
-    json_t *v = json_object_get(obj, key);
-    if (!v) {
-        return 0;
-    }
-    if (!json_is_array(v)) {
-        *why = key;
-        return -ERR_BAD_JSON;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item)
-    {
-        if (!json_is_string(item)) {
-            *why = key;
-            return -ERR_BAD_JSON;
-        }
-    }
-    if (out) {
-        *out = v;
-    }
-    return 0;
+    const struct filter *f = &sf->f;
+    return (!f->rooms || filter_list_has(f->rooms, room_id, false)) &&
+           !(f->not_rooms && filter_list_has(f->not_rooms, room_id, false));
 }
 
-static int opt_bool(const json_t *obj, const char *key, bool *out, const char **why)
+/* Reads a filter (spec "Filter") with /sync's timeline limit. */
+static int read_filter(const json_t *j, struct sync_filter *sf, const char **why)
 {
-    json_t *v = json_object_get(obj, key);
-    if (v && !json_is_boolean(v)) {
-        *why = key;
-        return -ERR_BAD_JSON;
-    }
-    if (v && out) {
-        *out = json_is_true(v);
-    }
-    return 0;
-}
-
-/* Spec "EventFilter" / "RoomEventFilter": every key optional. */
-static int read_event_filter(const json_t *obj, struct event_filter *ef, int *limit,
-                             const char **why)
-{
-    *ef = (struct event_filter){.contains_url = -1};
-    if (!obj) {
-        return 0;
-    }
-    if (!json_is_object(obj)) {
-        *why = "filter";
-        return -ERR_BAD_JSON;
-    }
-    int rc = str_array(obj, "types", &ef->types, why);
-    if (!rc) {
-        rc = str_array(obj, "not_types", &ef->not_types, why);
-    }
-    if (!rc) {
-        rc = str_array(obj, "senders", &ef->senders, why);
-    }
-    if (!rc) {
-        rc = str_array(obj, "not_senders", &ef->not_senders, why);
-    }
-    if (!rc) {
-        rc = str_array(obj, "rooms", NULL, why);
-    }
-    if (!rc) {
-        rc = str_array(obj, "not_rooms", NULL, why);
-    }
-    static const char *const bools[] = {"lazy_load_members", "include_redundant_members",
-                                        "unread_thread_notifications"};
-    for (size_t i = 0; !rc && i < sizeof(bools) / sizeof(bools[0]); i++) {
-        rc = opt_bool(obj, bools[i], NULL, why);
-    }
-    if (rc) {
-        return rc;
-    }
-    json_t *cu = json_object_get(obj, "contains_url");
-    if (cu) {
-        if (!json_is_boolean(cu)) {
-            *why = "contains_url";
-            return -ERR_BAD_JSON;
-        }
-        ef->contains_url = json_is_true(cu);
-    }
-    json_t *lim = json_object_get(obj, "limit");
-    if (lim) {
-        if (!json_is_integer(lim) || json_integer_value(lim) < 0) {
-            *why = "limit";
-            return -ERR_BAD_JSON;
-        }
-        if (limit) {
-            json_int_t v = json_integer_value(lim);
-            *limit = v > SYNC_MAX_LIMIT ? SYNC_MAX_LIMIT : (int)v;
-        }
-    }
-    return 0;
-}
-
-/* Reads and checks a filter (spec "Filter"). `why` names the bad key. */
-static int read_filter(const json_t *j, struct sync_filter *f, const char **why)
-{
-    *f = (struct sync_filter){.limit = SYNC_DEFAULT_LIMIT};
-    f->timeline.contains_url = f->state.contains_url = -1;
-    if (!json_is_object(j)) {
-        *why = "filter";
-        return -ERR_BAD_JSON;
-    }
-    int rc = str_array(j, "event_fields", &f->event_fields, why);
-    if (rc) {
-        return rc;
-    }
-    json_t *fmt = json_object_get(j, "event_format");
-    if (fmt && (!json_is_string(fmt) || (strcmp(json_string_value(fmt), "client") != 0 &&
-                                         strcmp(json_string_value(fmt), "federation") != 0))) {
-        *why = "event_format";
-        return -ERR_BAD_JSON;
-    }
-    struct event_filter unused;
-    if ((rc = read_event_filter(json_object_get(j, "account_data"), &unused, NULL, why)) ||
-        (rc = read_event_filter(json_object_get(j, "presence"), &unused, NULL, why))) {
-        return rc;
-    }
-    json_t *room = json_object_get(j, "room");
-    if (!room) {
-        return 0;
-    }
-    if (!json_is_object(room)) {
-        *why = "room";
-        return -ERR_BAD_JSON;
-    }
-    if ((rc = str_array(room, "rooms", &f->rooms, why)) ||
-        (rc = str_array(room, "not_rooms", &f->not_rooms, why)) ||
-        (rc = opt_bool(room, "include_leave", &f->include_leave, why)) ||
-        (rc = read_event_filter(json_object_get(room, "timeline"), &f->timeline, &f->limit,
-                                why)) ||
-        (rc = read_event_filter(json_object_get(room, "state"), &f->state, NULL, why)) ||
-        (rc = read_event_filter(json_object_get(room, "ephemeral"), &unused, NULL, why)) ||
-        (rc = read_event_filter(json_object_get(room, "account_data"), &unused, NULL, why))) {
-        return rc;
-    }
-    const json_t *state = json_get_obj(room, "state");
-    bool lazy = false;
-    if (state && json_get_bool(state, "lazy_load_members", &lazy)) {
-        f->lazy_members = lazy;
-    }
-    return 0;
-}
-
-/* Type patterns: '*' matches any run of characters (spec "Filtering"). */
-static bool glob_match(const char *p, const char *s)
-{
-    while (*p) {
-        if (*p == '*') {
-            while (*p == '*') {
-                p++;
-            }
-            if (!*p) {
-                return true;
-            }
-            for (; *s; s++) {
-                if (glob_match(p, s)) {
-                    return true;
-                }
-            }
-            return false;
-        }
-        if (*p != *s) {
-            return false;
-        }
-        p++;
-        s++;
-    }
-    return !*s;
-}
-
-static bool list_has(const json_t *list, const char *s, bool glob)
-{
-    size_t i;
-    json_t *item;
-    json_array_foreach(list, i, item)
-    {
-        const char *v = json_string_value(item);
-        if (glob ? glob_match(v, s) : strcmp(v, s) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Whether a client-format event passes an event filter. */
-static bool event_passes(const struct event_filter *ef, const json_t *ev)
-{
-    const char *type = json_get_str(ev, "type");
-    const char *sender = json_get_str(ev, "sender");
-    type = type ? type : "";
-    sender = sender ? sender : "";
-    if ((ef->not_senders && list_has(ef->not_senders, sender, false)) ||
-        (ef->senders && !list_has(ef->senders, sender, false)) ||
-        (ef->not_types && list_has(ef->not_types, type, true)) ||
-        (ef->types && !list_has(ef->types, type, true))) {
-        return false;
-    }
-    if (ef->contains_url >= 0) {
-        const json_t *content = json_get_obj(ev, "content");
-        bool has = content && json_is_string(json_object_get(content, "url"));
-        if (has != (ef->contains_url == 1)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool filter_restricts(const struct event_filter *ef)
-{
-    return ef->types || ef->not_types || ef->senders || ef->not_senders || ef->contains_url >= 0;
-}
-
-static bool room_wanted(const struct sync_filter *f, const char *room_id)
-{
-    return (!f->rooms || list_has(f->rooms, room_id, false)) &&
-           !(f->not_rooms && list_has(f->not_rooms, room_id, false));
+    int rc = filter_read(j, &sf->f, why);
+    long long lim = sf->f.timeline.limit;
+    sf->limit = lim < 0 ? SYNC_DEFAULT_LIMIT : lim > SYNC_MAX_LIMIT ? SYNC_MAX_LIMIT : (int)lim;
+    return rc;
 }
 
 /*
@@ -514,7 +300,7 @@ static int load_timeline(struct sync *s, int64_t room_nid, int64_t lower, int64_
             if (!ev) {
                 continue;
             }
-            if (!event_passes(&s->f.timeline, ev)) {
+            if (!filter_events_pass(&s->f.f.timeline, ev)) {
                 json_decref(ev);
                 continue;
             }
@@ -559,13 +345,13 @@ static const char *state_key_of(struct arena *a, const json_t *ev)
 /* Adds the state event (client format, stolen) unless the filters drop it. */
 static void state_add(struct sync *s, json_t *state, const struct map *needed, json_t *ev)
 {
-    if (!event_passes(&s->f.state, ev)) {
+    if (!filter_events_pass(&s->f.f.state, ev)) {
         json_decref(ev);
         return;
     }
     const char *type = json_get_str(ev, "type");
     const char *sk = json_get_str(ev, "state_key");
-    if (s->f.lazy_members && type && sk && strcmp(type, "m.room.member") == 0 &&
+    if (s->f.f.state.lazy_load_members && type && sk && strcmp(type, "m.room.member") == 0 &&
         !map_has(needed, str_from(sk))) {
         json_decref(ev);
         return;
@@ -685,14 +471,14 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
             }
             state_add(s, state, &needed, client__state_event(r, pdu));
         }
-    } else if (t.limited || filter_restricts(&s->f.timeline)) {
+    } else if (t.limited || filter_events_restrict(&s->f.f.timeline)) {
         /* The state changes the timeline does not show, the last event
          * per key: those in the gap before it, and when a filter hides
          * events, those hidden among it too (else the client would never
          * see them; a key whose last change is shown stays out). */
         struct store_event *evs = NULL;
         size_t n = 0;
-        int64_t before = filter_restricts(&s->f.timeline) ? upto + 1 : t.first_stream;
+        int64_t before = filter_events_restrict(&s->f.f.timeline) ? upto + 1 : t.first_stream;
         rc = store_sync_state_between(r->db, &r->arena, m->room_nid, lower, before, &evs, &n);
         if (rc < 0) {
             goto out;
@@ -720,7 +506,7 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
         }
         map_release(&last);
     }
-    if (!full && s->f.lazy_members) {
+    if (!full && s->f.f.state.lazy_load_members) {
         /* Member events of timeline senders the client may not have. */
         struct map present;
         map_init(&present);
@@ -763,9 +549,9 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
     }
     drop_room_ids(t.events);
     drop_room_ids(state);
-    if (s->f.event_fields) {
-        project_events(t.events, s->f.event_fields);
-        project_events(state, s->f.event_fields);
+    if (s->f.f.event_fields) {
+        project_events(t.events, s->f.f.event_fields);
+        project_events(state, s->f.f.event_fields);
     }
     int64_t prev = json_array_size(t.events) ? t.first_stream - 1 : upto;
     json_t *timeline = json_pack("{s:O,s:b,s:o}", "events", t.events, "limited", t.limited,
@@ -914,7 +700,7 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
             for (size_t k = 0; k < n_forgotten && !is_forgotten; k++) {
                 is_forgotten = strcmp(forgotten[k], m->room_id) == 0;
             }
-            if (is_forgotten || (initial ? !s->f.include_leave : !new_membership)) {
+            if (is_forgotten || (initial ? !s->f.f.include_leave : !new_membership)) {
                 continue;
             }
             rc = room_entry(s, m, lower, m->stream_ordering, initial || s->full_state, false,
