@@ -103,10 +103,10 @@ static int parse_body(struct req *r)
     return 0;
 }
 
-/* Renders the outcome of a handler or continuation. */
 /* Continuation that keeps the response the handler already set. */
 static int keep_response(struct req *r) { return r->status ? 0 : -ERR_UNKNOWN; }
 
+/* Renders the outcome of a handler or continuation. */
 static int finish(struct req *r, int rc)
 {
     if (rc == REQ_PARKED) {

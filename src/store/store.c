@@ -287,6 +287,15 @@ int store_rollback(struct store_conn *c)
     return db_rollback(c->db);
 }
 
+int store_end(struct store_conn *c, int rc)
+{
+    if (rc == 0) {
+        return store_commit(c);
+    }
+    store_rollback(c);
+    return rc;
+}
+
 /* ---- queries ---- */
 
 int store_ping(struct store_conn *c)

@@ -44,10 +44,14 @@ void store_conn_close(struct store_conn *c);
  * rolled the transaction back. store_rollback outside a transaction does
  * nothing and returns 0, so error paths may call it unconditionally. On
  * PostgreSQL a failed statement aborts the whole transaction: roll back.
+ * store_end(c, rc) ends a transaction by the outcome of its work: it
+ * commits when rc is 0 and returns the commit's result, otherwise it rolls
+ * back and returns rc.
  */
 int store_begin(struct store_conn *c);
 int store_commit(struct store_conn *c);
 int store_rollback(struct store_conn *c);
+int store_end(struct store_conn *c, int rc);
 
 /* "sqlite" or "postgres". */
 const char *store_engine_name(const struct store *s);

@@ -92,29 +92,30 @@ void auth_cache_evict_hash(struct auth_cache *c, const char *token_hash)
     }
 }
 
-/* Evicts entries matching user (and device, unless NULL). Linear, but
+/* Evicts entries matching user (and device, unless NULL): one pass to
+ * collect them, then deletions, since deleting moves entries. Linear, but
  * revocations are rare next to lookups. */
 static void evict_matching(struct auth_cache *c, const char *user_id, const char *device_id)
 {
     pthread_mutex_lock(&c->mu);
     c->generation++;
-    bool again = true;
-    while (again) {
-        again = false;
-        size_t i = 0;
-        const struct map_entry *me;
-        while (map_next(&c->by_hash, &i, &me)) {
-            struct auth_entry *e = me->value;
-            if (strcmp(e->user_id, user_id) == 0 &&
-                (!device_id || strcmp(e->device_id, device_id) == 0)) {
-                map_del(&c->by_hash, str_from(e->hash));
-                entry_free(e);
-                again = true; /* deletion moves entries: rescan */
-                break;
-            }
+    size_t n = 0;
+    struct auth_entry **victims = xcalloc(c->by_hash.count + 1, sizeof(*victims));
+    size_t i = 0;
+    const struct map_entry *me;
+    while (map_next(&c->by_hash, &i, &me)) {
+        struct auth_entry *e = me->value;
+        if (strcmp(e->user_id, user_id) == 0 &&
+            (!device_id || strcmp(e->device_id, device_id) == 0)) {
+            victims[n++] = e;
         }
     }
+    for (size_t k = 0; k < n; k++) {
+        map_del(&c->by_hash, str_from(victims[k]->hash));
+        entry_free(victims[k]);
+    }
     pthread_mutex_unlock(&c->mu);
+    free(victims);
 }
 
 void auth_cache_evict_device(struct auth_cache *c, const char *user_id, const char *device_id)

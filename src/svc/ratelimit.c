@@ -78,6 +78,12 @@ void ratelimit_free(struct ratelimit *rl)
     free(rl);
 }
 
+/* The tokens b holds at now_ms, before capping at the burst. */
+static double refilled(const struct bucket *b, int64_t now_ms)
+{
+    return b->tokens + (double)(now_ms - b->last_ms) / 1000.0 * params[b->klass].per_second;
+}
+
 /* Drops buckets that have refilled completely: they carry no state. */
 static void sweep(struct ratelimit *rl, int64_t now_ms)
 {
@@ -87,9 +93,7 @@ static void sweep(struct ratelimit *rl, int64_t now_ms)
     const struct map_entry *e;
     while (map_next(&rl->buckets, &i, &e)) {
         struct bucket *b = e->value;
-        const struct rl_params *p = &params[b->klass];
-        double t = b->tokens + (double)(now_ms - b->last_ms) / 1000.0 * p->per_second;
-        if (t >= p->burst) {
+        if (refilled(b, now_ms) >= params[b->klass].burst) {
             free(b->key);
             free(b);
         } else {
@@ -121,7 +125,7 @@ int64_t ratelimit_take(struct ratelimit *rl, int klass, const char *key, int64_t
         b->klass = klass;
         map_put(&rl->buckets, str_from(b->key), b);
     }
-    double t = b->tokens + (double)(now_ms - b->last_ms) / 1000.0 * p->per_second;
+    double t = refilled(b, now_ms);
     if (t > p->burst) {
         t = p->burst;
     }

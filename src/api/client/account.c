@@ -58,6 +58,16 @@ char *client__user_id(struct req *r, const char *localpart)
     return arena_printf(&r->arena, "@%s:%s", localpart, r->srv->cfg->server_name);
 }
 
+int client__check_user_free(struct req *r, const char *user_id)
+{
+    struct store_user existing;
+    int rc = store_user_get(r->db, &r->arena, user_id, &existing);
+    if (rc == 0) {
+        return req_fail(r, -ERR_USER_IN_USE, "User ID already taken");
+    }
+    return rc == -ERR_NOT_FOUND ? 0 : rc;
+}
+
 char *client__local_part(struct req *r, const char *user_id)
 {
     const char *colon = user_id[0] == '@' ? strchr(user_id, ':') : NULL;
@@ -185,11 +195,7 @@ static int register_guest(struct req *r)
             rc = client__session_response(r, user_id, auth_new_device_id(&r->arena), display_name,
                                   false, &body);
         }
-        if (rc == 0) {
-            rc = store_commit(r->db);
-        } else {
-            store_rollback(r->db);
-        }
+        rc = store_end(r->db, rc);
         if (rc == 0) {
             return req_json(r, 200, body);
         }
@@ -246,12 +252,8 @@ int client_register(struct req *r)
         }
         user_id = client__user_id(r, username);
         if (r->pw.state == PW_NONE) {
-            struct store_user existing;
-            rc = store_user_get(r->db, &r->arena, user_id, &existing);
-            if (rc == 0) {
-                return req_fail(r, -ERR_USER_IN_USE, "User ID already taken");
-            }
-            if (rc != -ERR_NOT_FOUND) {
+            rc = client__check_user_free(r, user_id);
+            if (rc) {
                 return rc;
             }
         }
@@ -295,11 +297,7 @@ int client_register(struct req *r)
     if (rc == 0 && regtoken) {
         rc = store_regtoken_finish(r->db, regtoken, true);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     if (rc < 0) {
         json_decref(body);
         return req_fail(r, rc, rc == -ERR_USER_IN_USE ? "User ID already taken" : NULL);
@@ -326,12 +324,8 @@ int client_register_available(struct req *r)
     if (rc) {
         return rc;
     }
-    struct store_user existing;
-    rc = store_user_get(r->db, &r->arena, client__user_id(r, username), &existing);
-    if (rc == 0) {
-        return req_fail(r, -ERR_USER_IN_USE, "User ID already taken");
-    }
-    if (rc != -ERR_NOT_FOUND) {
+    rc = client__check_user_free(r, client__user_id(r, username));
+    if (rc) {
         return rc;
     }
     return req_json(r, 200, json_pack("{s:b}", "available", 1));
@@ -462,11 +456,7 @@ int client_login(struct req *r)
     if (rc == 0) {
         rc = client__session_response(r, user_id, device_id, display_name, refresh, &body);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     if (rc < 0) {
         json_decref(body);
         return rc;
@@ -499,11 +489,7 @@ int client_logout(struct req *r)
             rc = store_token_delete(r->db, r->auth.token_hash);
         }
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     auth_cache_evict_device(r->srv->auth, r->auth.user_id, r->auth.device_id);
     auth_cache_evict_hash(r->srv->auth, r->auth.token_hash);
     if (rc < 0 && rc != -ERR_NOT_FOUND) {
@@ -518,11 +504,7 @@ int client_logout_all(struct req *r)
     if (rc == 0) {
         rc = store_devices_delete_all(r->db, r->auth.user_id, NULL);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     auth_cache_evict_user(r->srv->auth, r->auth.user_id);
     if (rc < 0) {
         return rc;
@@ -548,11 +530,7 @@ int client_refresh(struct req *r)
     if (rc == 0) {
         rc = auth_issue_tokens(r, user_id, device_id, true, &access, &rtoken, &expires_in);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     if (rc == -ERR_NOT_FOUND) {
         return req_fail_json(r, -ERR_UNKNOWN_TOKEN, json_pack("{s:b}", "soft_logout", 0),
                              "Unknown refresh token");
@@ -620,11 +598,7 @@ int client_account_password(struct req *r)
         /* Spec: other devices and their tokens go; the caller's stays. */
         rc = store_devices_delete_all(r->db, r->auth.user_id, r->auth.device_id);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     if (logout_devices) {
         /* The caller's own entry is refilled from the database on its next
          * request; every other token of the user is gone. */
@@ -666,11 +640,7 @@ int client_account_deactivate(struct req *r)
     if (rc == 0) {
         rc = store_user_deactivate(r->db, r->auth.user_id, erase);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     auth_cache_evict_user(r->srv->auth, r->auth.user_id);
     if (rc < 0) {
         return rc;

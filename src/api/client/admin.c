@@ -153,12 +153,8 @@ int admin_register(struct req *r)
         if (rc) {
             return rc;
         }
-        struct store_user existing;
-        rc = store_user_get(r->db, &r->arena, user_id, &existing);
-        if (rc == 0) {
-            return req_fail(r, -ERR_USER_IN_USE, "User ID already taken");
-        }
-        if (rc != -ERR_NOT_FOUND) {
+        rc = client__check_user_free(r, user_id);
+        if (rc) {
             return rc;
         }
         return password_hash_async(r, password);
@@ -175,11 +171,7 @@ int admin_register(struct req *r)
         rc = client__session_response(r, user_id, auth_new_device_id(&r->arena), NULL, false,
                                       &body);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     if (rc < 0) {
         json_decref(body);
         return req_fail(r, rc, rc == -ERR_USER_IN_USE ? "User ID already taken" : NULL);

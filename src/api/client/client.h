@@ -36,6 +36,10 @@ int client__check_localpart(struct req *r, const char *localpart);
 /* "@localpart:server_name" in the request arena. */
 char *client__user_id(struct req *r, const char *localpart);
 
+/* 0 when no account `user_id` exists; otherwise fails the request with
+ * M_USER_IN_USE, or returns the store's error. */
+int client__check_user_free(struct req *r, const char *user_id);
+
 /* The localpart of a user ID of this server (arena copy), or NULL when
  * the ID is malformed or belongs to another server. */
 char *client__local_part(struct req *r, const char *user_id);
@@ -101,6 +105,10 @@ int client__require_joined_room(struct req *r, const char *room_id);
  */
 int client__room_event(struct req *r, const char *room_id, const char *event_id,
                        struct store_event *se, struct store_room *room);
+/* Loads the room `room_id` into *room (strings in the request arena).
+ * Returns 0, or the M_NOT_FOUND "Room not found" failure or the store
+ * failure, set on r. */
+int client__known_room(struct req *r, const char *room_id, struct store_room *room);
 /* Parses a /messages stream token "s<N>" into N; false when malformed. */
 bool client__parse_stream_token(const char *s, int64_t *out);
 

@@ -105,11 +105,7 @@ static int delete_devices(struct req *r, const char *const *ids, size_t n)
             rc = 0;
         }
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     for (size_t i = 0; i < n; i++) {
         auth_cache_evict_device(r->srv->auth, r->auth.user_id, ids[i]);
     }

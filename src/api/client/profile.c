@@ -240,11 +240,7 @@ int client_profile_field_put(struct req *r)
     if (rc == 0) {
         rc = save(r, r->param[0].p, obj);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     if (rc) {
         return rc;
     }
@@ -266,11 +262,7 @@ int client_profile_field_delete(struct req *r)
     if (rc == 0 && json_object_del(obj, r->param[1].p) == 0) {
         rc = save(r, r->param[0].p, obj);
     }
-    if (rc == 0) {
-        rc = store_commit(r->db);
-    } else {
-        store_rollback(r->db);
-    }
+    rc = store_end(r->db, rc);
     if (rc) {
         return rc;
     }
