@@ -43,8 +43,6 @@ struct state_entry {
     size_t key_len;
     const char *type; /* points into key */
     const char *state_key;
-    int64_t type_nid;
-    int64_t sk_nid;
     int64_t event_nid;
     char *event_id;
     json_t *pdu;
@@ -260,8 +258,8 @@ static struct str make_key(struct arena *a, const char *type, const char *state_
     return (struct str){k, tl + 1 + kl};
 }
 
-static struct state_entry *entry_new(const char *type, const char *state_key, int64_t type_nid,
-                                     int64_t sk_nid, int64_t event_nid, const char *event_id,
+static struct state_entry *entry_new(const char *type, const char *state_key, int64_t event_nid,
+                                     const char *event_id,
                                      json_t *pdu)
 {
     struct state_entry *e = xcalloc(1, sizeof(*e));
@@ -272,8 +270,6 @@ static struct state_entry *entry_new(const char *type, const char *state_key, in
     e->key_len = tl + 1 + kl;
     e->type = e->key;
     e->state_key = e->key + tl + 1;
-    e->type_nid = type_nid;
-    e->sk_nid = sk_nid;
     e->event_nid = event_nid;
     e->event_id = xstrdup(event_id);
     e->pdu = json_incref(pdu);
@@ -339,9 +335,8 @@ static int room_load(struct req *r, const char *room_id, struct room **out)
             LOG_ERROR("room", "stored event %s is not JSON", rows[i].event_id);
             continue;
         }
-        state_put(room, entry_new(rows[i].type, rows[i].state_key, rows[i].type_nid,
-                                  rows[i].state_key_nid, rows[i].event_nid, rows[i].event_id,
-                                  pdu));
+        state_put(room, entry_new(rows[i].type, rows[i].state_key, rows[i].event_nid,
+                                  rows[i].event_id, pdu));
         json_decref(pdu);
     }
     room->ext = xcalloc(n_ext ? n_ext : 1, sizeof(*room->ext));
@@ -920,7 +915,7 @@ static const char *membership_of(const json_t *pdu)
 static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct event *ev,
                     const char *canonical, int64_t *prev_nids, size_t n_prev,
                     int64_t *auth_nids, size_t n_auth, const char *txn_key,
-                    struct store_room *new_room, int64_t *stream_out)
+                    struct store_room *new_room)
 {
     struct rooms *rs = r->srv->rooms;
     struct write_job *j = ARENA_NEW(&r->arena, struct write_job);
@@ -991,7 +986,7 @@ static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct 
                                           : NULL};
     room->n_ext = 1;
     if (ev->state_key) {
-        state_put(room, entry_new(ev->type, ev->state_key, 0, 0, j->nid, ev->event_id, pdu));
+        state_put(room, entry_new(ev->type, ev->state_key, j->nid, ev->event_id, pdu));
         room->snapshot_nid = j->snapshot_after;
     }
     if (j->redacts) {
@@ -1016,7 +1011,6 @@ static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct 
         p->event_id = xstrdup(ev->event_id);
         pending_txn_free(map_put(&room->pending_txns, str_from(p->key), p));
     }
-    *stream_out = j->stream;
 }
 
 /*
@@ -1106,7 +1100,6 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
         if (rc == 0) {
             pthread_mutex_unlock(&room->mu);
             out->event_id = prior;
-            out->stream_ordering = 0;
             return 0;
         }
         if (rc != -ERR_NOT_FOUND) {
@@ -1183,15 +1176,12 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
     const struct event *ev = NULL;
     char *canonical = NULL;
     rc = finish_and_check(r, room, pdu, &ev, &canonical);
-    int64_t stream = 0;
     if (rc == 0) {
-        enqueue(r, room, pdu, ev, canonical, prev_nids, n_prev, auth_nids, n_auth, txn_key, NULL,
-                &stream);
+        enqueue(r, room, pdu, ev, canonical, prev_nids, n_prev, auth_nids, n_auth, txn_key, NULL);
     }
     pthread_mutex_unlock(&room->mu);
     if (rc == 0) {
         out->event_id = ev->event_id;
-        out->stream_ordering = stream;
     }
     json_arena(&r->arena, pdu);
     return rc;
@@ -1240,7 +1230,6 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
         event_compute_room_id(rv, pdu, &r->arena, &room_id) != 0) {
         rc = req_fail(r, -ERR_UNKNOWN, "Cannot derive the room ID");
     }
-    int64_t stream = 0;
     if (rc == 0) {
         room->room_id = xstrdup(room_id);
         /* The job points at the row until it is written: keep it in the arena. */
@@ -1248,7 +1237,7 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
         row->room_id = (char *)room_id;
         row->room_version = (char *)rv->id;
         row->created_ts = req_now_ms();
-        enqueue(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, row, &stream);
+        enqueue(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, row);
     }
     if (rc < 0) {
         room_free(room);
@@ -1324,8 +1313,8 @@ int room_membership(struct req *r, const char *room_id, const char *user_id,
     if (rc < 0) {
         return rc;
     }
-    *membership = pdu ? arena_strdup(&r->arena, membership_of(pdu) ? membership_of(pdu) : "")
-                      : NULL;
+    const char *m = pdu ? membership_of(pdu) : NULL;
+    *membership = pdu ? arena_strdup(&r->arena, m ? m : "") : NULL;
     json_decref(pdu);
     return 0;
 }

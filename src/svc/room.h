@@ -73,7 +73,6 @@ struct room_event_in {
 
 struct room_event_out {
     const char *event_id; /* arena */
-    int64_t stream_ordering;
 };
 
 /*
