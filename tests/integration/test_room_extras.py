@@ -217,6 +217,7 @@ def test_timestamp_to_event(server):
     # v1 only.
     resp = alice.get(f"{V3}/rooms/{q(room)}/timestamp_to_event?ts=1&dir=f")
     assert resp.status in (404, 405), resp
+    assert resp.json["errcode"] == "M_UNRECOGNIZED", resp
 
 
 # ---------------------------------------------------------------------------

@@ -735,47 +735,41 @@ def test_event_size_limit(server):
     assert resp.status == 200 and len(resp.json["content"]["body"]) == 60000
 
 
+def room_endpoints(r):
+    """Every room endpoint taking the (already quoted) room ID `r`."""
+    return (
+        ("PUT", f"{V3}/rooms/{r}/send/m.room.message/t1"),
+        ("PUT", f"{V3}/rooms/{r}/state/m.room.name/"),
+        ("GET", f"{V3}/rooms/{r}/state/m.room.name"),
+        ("GET", f"{V3}/rooms/{r}/state"),
+        ("GET", f"{V3}/rooms/{r}/messages"),
+        ("GET", f"{V3}/rooms/{r}/members"),
+        ("GET", f"{V3}/rooms/{r}/joined_members"),
+        ("GET", f"{V3}/rooms/{r}/event/$abc"),
+        ("POST", f"{V3}/rooms/{r}/leave"),
+        ("POST", f"{V3}/rooms/{r}/invite"),
+        ("POST", f"{V3}/rooms/{r}/kick"),
+        ("POST", f"{V3}/rooms/{r}/ban"),
+        ("POST", f"{V3}/rooms/{r}/join"),
+        ("POST", f"{V3}/join/{r}"))
+
+
+def room_request(user, method, path):
+    body = {"user_id": user.user_id} if method == "POST" else {}
+    return user.req(method, path, json=body if method != "GET" else None)
+
+
 def test_bad_and_unknown_rooms(server):
     alice = User(server)
     room_id = alice.create_room(preset="public_chat")
     for bad in ("notaroom", "!", "!nocolon but spaces", "@alice:example.org"):
-        r = q(bad)
-        for method, path in (
-                ("PUT", f"{V3}/rooms/{r}/send/m.room.message/t1"),
-                ("PUT", f"{V3}/rooms/{r}/state/m.room.name/"),
-                ("GET", f"{V3}/rooms/{r}/state/m.room.name"),
-                ("GET", f"{V3}/rooms/{r}/state"),
-                ("GET", f"{V3}/rooms/{r}/messages"),
-                ("GET", f"{V3}/rooms/{r}/members"),
-                ("GET", f"{V3}/rooms/{r}/joined_members"),
-                ("GET", f"{V3}/rooms/{r}/event/$abc"),
-                ("POST", f"{V3}/rooms/{r}/leave"),
-                ("POST", f"{V3}/rooms/{r}/invite"),
-                ("POST", f"{V3}/join/{r}")):
-            body = {"user_id": alice.user_id} if method == "POST" else {}
-            resp = alice.req(method, path, json=body if method != "GET"
-                             else None)
-            assert_error(resp, 400, "M_INVALID_PARAM")
+        for method, path in room_endpoints(q(bad)):
+            assert_error(room_request(alice, method, path), 400,
+                         "M_INVALID_PARAM")
 
     unknown = f"!unknownroomxyz:{server.server_name}"
-    r = q(unknown)
-    for method, path in (
-            ("PUT", f"{V3}/rooms/{r}/send/m.room.message/t1"),
-            ("PUT", f"{V3}/rooms/{r}/state/m.room.name/"),
-            ("GET", f"{V3}/rooms/{r}/state/m.room.name"),
-            ("GET", f"{V3}/rooms/{r}/state"),
-            ("GET", f"{V3}/rooms/{r}/messages"),
-            ("GET", f"{V3}/rooms/{r}/members"),
-            ("GET", f"{V3}/rooms/{r}/joined_members"),
-            ("GET", f"{V3}/rooms/{r}/event/$abc"),
-            ("POST", f"{V3}/rooms/{r}/leave"),
-            ("POST", f"{V3}/rooms/{r}/invite"),
-            ("POST", f"{V3}/rooms/{r}/kick"),
-            ("POST", f"{V3}/rooms/{r}/ban"),
-            ("POST", f"{V3}/rooms/{r}/join")):
-        body = {"user_id": alice.user_id} if method == "POST" else {}
-        resp = alice.req(method, path, json=body if method != "GET" else None)
-        assert_error(resp, 403, "M_FORBIDDEN")
+    for method, path in room_endpoints(q(unknown)):
+        assert_error(room_request(alice, method, path), 403, "M_FORBIDDEN")
 
     # Unknown aliases are 404; malformed ones 400.
     assert_error(alice.join(f"#nothere:{server.server_name}"), 404,

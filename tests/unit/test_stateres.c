@@ -603,6 +603,33 @@ static void test_unconflicted_passthrough(void **state)
     }
 }
 
+/* Builds Charlie's power-level chain P1-P3 and his leave LC, then fills
+ * `a` and `b` with the state after LC, except that b maps Charlie's
+ * membership back to his earlier $IMC, so the two sets conflict on it
+ * (for the step-4/5 tests). */
+static void build_charlie_leave(struct world *w, const char *version, struct map **a,
+                                struct map **b)
+{
+    static const struct sev evs[] = {
+        {"P1", PL, "", ALICE, "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50}}"},
+        {"P2", PL, "", CHARLIE,
+         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 10}}"},
+        {"P3", PL, "", CHARLIE,
+         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 20}}"},
+        {"LC", MEMBER, CHARLIE, CHARLIE, "{\"membership\": \"leave\"}"},
+    };
+    world_init(w, version);
+    world_build(w, evs, N(evs), EDGES(CHAIN("END", "LC", "P3", "P2", "P1", "START")));
+    *a = state_new(w);
+    *b = state_new(w);
+    const struct map_entry *e;
+    for (size_t i = 0; map_next(map_get(&w->after, STR_LIT("$LC")), &i, &e);) {
+        map_put(*a, e->key, e->value);
+        map_put(*b, e->key, e->value);
+    }
+    map_put(*b, stateres_key(&w->arena, MEMBER, CHARLIE), "$IMC");
+}
+
 /*
  * Step 5: the unconflicted state map has the last word. Both sets hold
  * Charlie's P2 as the power levels (one lags behind), but his leave (LC)
@@ -612,27 +639,12 @@ static void test_unconflicted_passthrough(void **state)
 static void test_unconflicted_wins(void **state)
 {
     (void)state;
-    static const struct sev evs[] = {
-        {"P1", PL, "", ALICE, "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50}}"},
-        {"P2", PL, "", CHARLIE,
-         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 10}}"},
-        {"P3", PL, "", CHARLIE,
-         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 20}}"},
-        {"LC", MEMBER, CHARLIE, CHARLIE, "{\"membership\": \"leave\"}"},
-    };
     for (size_t v = 0; v < N(v2_versions); v++) {
         struct world w;
-        world_init(&w, v2_versions[v]);
-        world_build(&w, evs, N(evs), EDGES(CHAIN("END", "LC", "P3", "P2", "P1", "START")));
-        struct map *a = state_new(&w), *b = state_new(&w);
-        const struct map_entry *e;
-        for (size_t i = 0; map_next(map_get(&w.after, STR_LIT("$LC")), &i, &e);) {
-            map_put(a, e->key, e->value);
-            map_put(b, e->key, e->value);
-        }
+        struct map *a, *b;
+        build_charlie_leave(&w, v2_versions[v], &a, &b);
         map_put(a, stateres_key(&w.arena, PL, ""), "$P2");
         map_put(b, stateres_key(&w.arena, PL, ""), "$P2");
-        map_put(b, stateres_key(&w.arena, MEMBER, CHARLIE), "$IMC");
         struct map *sets[] = {a, b};
         struct map *out = resolve(&w, sets, 2);
         expect_in(&w, out, PL, "", "P2");
@@ -651,27 +663,12 @@ static void test_unconflicted_wins(void **state)
 static void test_resolved_key_outside_sets(void **state)
 {
     (void)state;
-    static const struct sev evs[] = {
-        {"P1", PL, "", ALICE, "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50}}"},
-        {"P2", PL, "", CHARLIE,
-         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 10}}"},
-        {"P3", PL, "", CHARLIE,
-         "{\"users\": {\"" ALICE "\": 100, \"" CHARLIE "\": 50, \"" BOB "\": 20}}"},
-        {"LC", MEMBER, CHARLIE, CHARLIE, "{\"membership\": \"leave\"}"},
-    };
     for (size_t v = 0; v < N(v2_versions); v++) {
         struct world w;
-        world_init(&w, v2_versions[v]);
-        world_build(&w, evs, N(evs), EDGES(CHAIN("END", "LC", "P3", "P2", "P1", "START")));
-        struct map *a = state_new(&w), *b = state_new(&w);
-        const struct map_entry *e;
-        for (size_t i = 0; map_next(map_get(&w.after, STR_LIT("$LC")), &i, &e);) {
-            map_put(a, e->key, e->value);
-            map_put(b, e->key, e->value);
-        }
+        struct map *a, *b;
+        build_charlie_leave(&w, v2_versions[v], &a, &b);
         map_del(a, stateres_key(&w.arena, PL, ""));
         map_del(b, stateres_key(&w.arena, PL, ""));
-        map_put(b, stateres_key(&w.arena, MEMBER, CHARLIE), "$IMC");
         struct map *sets[] = {a, b};
         struct map *out = resolve(&w, sets, 2);
         expect_in(&w, out, MEMBER, CHARLIE, "LC");
