@@ -2,7 +2,12 @@
 """Runs Myelin's benchmarks and prints their figures.
 
 Starts the optimised binary on loopback with a throwaway data directory,
-measures idle memory and HTTP figures with bench_http, then runs the core
+measures idle memory and HTTP figures with bench_http, /send, send-to-/sync
+latency and /messages paging over a long room (--messages N or
+BENCH_MESSAGES, default 100000 events; 0 skips it), memory per parked
+/sync (BENCH_PARKED, default 10000) and initial sync in many busy rooms
+(BENCH_SYNC_ROOMS x BENCH_SYNC_MEMBERS x BENCH_SYNC_EVENTS, default
+300 x 300 x 100; rooms 0 skips it; see sync_bench.py), then runs the core
 benchmarks (signing, state resolution) when they are built. Benchmarks print
 numbers; they never pass or fail on timing.
 """
@@ -17,6 +22,8 @@ import time
 import json
 import urllib.parse
 import urllib.request
+
+import sync_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -154,9 +161,83 @@ def bench_sync_latency(port, n=200):
           f"p99 {pct(got_send, 0.99):.2f} ms)")
 
 
+def bench_messages(build, port, n):
+    """/messages over a long room: fills one room with n messages through
+    bench_http (50 keep-alive connections of concurrent /send, which the
+    writer group-commits), then pages /messages backwards with limit=100
+    from the newest event to the first, and finally re-reads 50 pages at
+    random tokens collected on the way (half backwards, half forwards).
+    Prints the median and p99 time per page and the total."""
+    import http.client
+    import random
+    if n <= 0:
+        return
+    token = register(port, "messages_bencher")
+    room = call(port, "POST", "/createRoom", {"preset": "public_chat"}, token)["room_id"]
+    quoted = urllib.parse.quote(room)
+    conns = 50 if n >= 50 else 1
+    per_conn = -(-n // conns)
+    body = json.dumps({"msgtype": "m.text", "body": "a message of the /messages benchmark"})
+    t0 = time.perf_counter()
+    subprocess.run([f"{build}/bench/bench_http", "127.0.0.1", str(port), "PUT",
+                    f"/_matrix/client/v3/rooms/{quoted.replace('%', '%%')}"
+                    "/send/m.room.message/fill%d", str(conns), str(per_conn), body, token],
+                   check=False, stdout=subprocess.DEVNULL)
+    fill = time.perf_counter() - t0
+    print(f"/messages: filled a room with {conns * per_conn} messages in {fill:.1f} s")
+
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    auth = {"Authorization": "Bearer " + token}
+    base = f"/_matrix/client/v3/rooms/{quoted}/messages?limit=100"
+
+    def page(query):
+        t = time.perf_counter()
+        conn.request("GET", base + query, headers=auth)
+        resp = conn.getresponse()
+        data = resp.read()
+        took = time.perf_counter() - t
+        if resp.status != 200:
+            raise SystemExit(f"/messages answered {resp.status}: {data[:200]!r}")
+        return json.loads(data), took
+
+    def pct(v, p):
+        v = sorted(v)
+        return v[min(len(v) - 1, int(len(v) * p))] * 1000
+
+    times, tokens, events = [], [], 0
+    query = "&dir=b"
+    t0 = time.perf_counter()
+    while True:
+        got, took = page(query)
+        times.append(took)
+        events += len(got["chunk"])
+        if "end" not in got:
+            break
+        tokens.append(got["end"])
+        query = "&dir=b&from=" + urllib.parse.quote(got["end"])
+    total = time.perf_counter() - t0
+    print(f"/messages backwards, limit 100, newest to first: {len(times)} pages, "
+          f"{events} events, total {total:.2f} s, per page p50 {pct(times, 0.5):.2f} ms, "
+          f"p99 {pct(times, 0.99):.2f} ms")
+    rnd = random.Random(5)
+    mid = []
+    for i in range(50):
+        tok = rnd.choice(tokens)
+        _, took = page(("&dir=b" if i % 2 == 0 else "&dir=f") + "&from=" +
+                       urllib.parse.quote(tok))
+        mid.append(took)
+    print(f"/messages at 50 random mid-room tokens (b and f), limit 100: "
+          f"p50 {pct(mid, 0.5):.2f} ms, p99 {pct(mid, 0.99):.2f} ms")
+    conn.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
+    ap.add_argument("--messages", type=int,
+                    default=int(os.environ.get("BENCH_MESSAGES", "100000")),
+                    help="events in the /messages benchmark's room (env BENCH_MESSAGES; "
+                         "0 skips it)")
     args = ap.parse_args()
     build = os.path.join(ROOT, args.build) if not os.path.isabs(args.build) else args.build
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,6 +253,8 @@ def main():
                             "1", "5000"], check=False)
             bench_send(build, port)
             bench_sync_latency(port)
+            bench_messages(build, port, args.messages)
+            sync_bench.run(proc, port)
             print(f"RSS after load: {rss_kib(proc.pid) / 1024:.1f} MiB")
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -566,6 +566,15 @@ static const struct field well_known_fields[] = {
     {NULL},
 };
 
+static const struct field presence_fields[] = {
+    {"enabled", FIELD_BOOL, CONFIG_FIELD(presence.enabled)},
+    {"idle_timeout_ms", FIELD_INT64, CONFIG_FIELD(presence.idle_timeout_ms), .min = 100,
+     .max = 604800000},
+    {"offline_timeout_ms", FIELD_INT64, CONFIG_FIELD(presence.offline_timeout_ms), .min = 100,
+     .max = 604800000},
+    {NULL},
+};
+
 static const struct field root_fields[] = {
     {"server_name", FIELD_STRING, CONFIG_FIELD(server_name), .check = check_server_name},
     {"public_baseurl", FIELD_STRING, CONFIG_FIELD(public_baseurl), .check = check_baseurl},
@@ -577,6 +586,7 @@ static const struct field root_fields[] = {
     {"rate_limits", FIELD_SECTION, .section = rate_limits_fields},
     {"federation", FIELD_SECTION, .section = federation_fields},
     {"well_known", FIELD_SECTION, .section = well_known_fields},
+    {"presence", FIELD_SECTION, .section = presence_fields},
     {"log_level", FIELD_CHOICE, CONFIG_FIELD(log_level), .parse = log_level_parse,
      .choices = "debug, info, warn or error"},
     {"default_room_version", FIELD_STRING, CONFIG_FIELD(default_room_version),
@@ -616,6 +626,9 @@ void config_defaults(struct config *c, const char *server_name, const char *data
     c->rate_limits.enabled = true;
     c->federation.verify_tls = true;
     c->well_known.serve_server = true;
+    c->presence.enabled = true;
+    c->presence.idle_timeout_ms = 300000;
+    c->presence.offline_timeout_ms = 30000;
     c->default_room_version = xstrdup(ROOMVER_DEFAULT);
     c->log_level = LOG_INFO;
     c->workers = 0;
@@ -769,6 +782,11 @@ int config_write_default(const char *path, const char *server_name, const char *
             "  serve_server: true             # answer /.well-known/matrix/server\n"
             "  server: null                   # delegation target; default: server_name\n"
             "  identity_server: null          # m.identity_server base URL for clients\n"
+            "\n"
+            "presence:\n"
+            "  enabled: true                  # false: no presence tracking or events\n"
+            "  idle_timeout_ms: 300000        # online -> unavailable after no activity\n"
+            "  offline_timeout_ms: 30000      # -> offline after no /sync for this long\n"
             "\n"
             "# Room version for new rooms when the client names none (1-12).\n"
             "default_room_version: \"12\"\n"

@@ -72,6 +72,11 @@ struct config {
         char *server;          /* m.server delegation target; NULL = server_name */
         char *identity_server; /* m.identity_server base_url for clients, or NULL */
     } well_known;
+    struct {
+        bool enabled;               /* false: presence is not tracked at all */
+        int64_t idle_timeout_ms;    /* online -> unavailable without activity */
+        int64_t offline_timeout_ms; /* -> offline without a /sync in flight */
+    } presence;
     char *default_room_version; /* for new rooms; "12" unless configured */
     struct config_old_key *old_keys; /* keys this server signed with before */
     size_t n_old_keys;

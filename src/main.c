@@ -33,7 +33,12 @@
 #include "svc/cpupool.h"
 #include "svc/nonce.h"
 #include "svc/notify.h"
+#include "svc/streams.h"
+#include "svc/typing.h"
+#include "svc/lazy_members.h"
 #include "svc/password.h"
+#include "svc/push.h"
+#include "svc/presence.h"
 #include "svc/ratelimit.h"
 #include "svc/room.h"
 #include "svc/room.h"
@@ -41,6 +46,8 @@
 #include "svc/uia.h"
 
 #define SHUTDOWN_GRACE_MS 10000
+/* Lazy-loaded member events remembered per device (svc/lazy_members). */
+#define LAZY_MEMBERS_MAX 200000
 
 static void usage(FILE *f)
 {
@@ -284,8 +291,14 @@ static void srv_release(struct srv *srv)
     ratelimit_free(srv->rl);
     nonces_free(srv->nonces);
     rooms_stop(srv->rooms);
+    push_stop(srv->push); /* after the writer: its last commits reach the notifier */
+    push_free(srv->push);
     rooms_free(srv->rooms);
+    typing_free(srv->typing);
+    lazy_members_free(srv->lazy_members);
+    presence_free(srv->presence);
     notify_free(srv->notify);
+    streams_free(srv->streams);
 }
 
 /* Reads where the numeric sequences of the room service stand. */
@@ -295,6 +308,16 @@ static int load_sequences(struct srv *srv)
     int rc = store_conn_open(srv->store, &db);
     if (rc == 0) {
         rc = rooms_load_sequences(srv->rooms, db);
+        push_set_stream_pos(srv->push, rooms_stream_pos(srv->rooms));
+        int64_t pos[STREAM_N] = {0};
+        if (rc == 0) {
+            rc = store_stream_positions(db, pos, STREAM_N);
+        }
+        for (int s = 0; rc == 0 && s < STREAM_N; s++) {
+            if (s != STREAM_EVENTS && s != STREAM_TYPING && s != STREAM_UNREAD) {
+                streams_set(srv->streams, (enum stream)s, pos[s]);
+            }
+        }
         store_conn_close(db);
     }
     if (rc) {
@@ -357,10 +380,29 @@ static int cmd_serve(int argc, char **argv)
     srv.nonces = nonces_new();
     srv.rooms = rooms_new();
     srv.notify = notify_new();
-    rooms_set_commit_listener(srv.rooms, notify_on_commit, srv.notify);
+    srv.streams = streams_new(srv.rooms);
+    srv.typing = typing_new(srv.streams, srv.notify);
+    srv.lazy_members = lazy_members_new(LAZY_MEMBERS_MAX);
+    srv.presence = presence_new(cfg.presence.enabled, cfg.presence.idle_timeout_ms,
+                                cfg.presence.offline_timeout_ms, srv.streams, srv.notify);
+    srv.push = push_new(cfg.server_name);
+    /* Commits go to the push thread, which stores push actions, then wakes /sync. */
+    push_set_next_listener(srv.push, notify_on_commit, srv.notify);
+    push_set_notify(srv.push, srv.notify);
+    streams_set_push(srv.streams, srv.push);
+    rooms_set_commit_listener(srv.rooms, push_on_commit, srv.push);
     rc = load_sequences(&srv);
     if (rc == 0) {
         rc = notify_start(srv.notify);
+    }
+    if (rc == 0) {
+        rc = typing_start(srv.typing);
+    }
+    if (rc == 0) {
+        rc = presence_start(srv.presence, srv.store);
+    }
+    if (rc == 0) {
+        rc = push_start(srv.push, srv.store);
     }
     if (rc == 0) {
         rc = rooms_start(srv.rooms, srv.store);
@@ -383,8 +425,10 @@ static int cmd_serve(int argc, char **argv)
     }
     LOG_INFO("main", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&srv.stopping, true);
+    typing_stop(srv.typing);
     notify_stop(srv.notify); /* answers the parked long polls */
     http_server_stop(srv.http, SHUTDOWN_GRACE_MS);
+    presence_stop(srv.presence); /* writes what the last requests changed */
     rooms_stop(srv.rooms);
     srv_release(&srv);
     store_close(srv.store);

@@ -12,6 +12,8 @@
  * unique or primary-key constraint is the one expected failure: it is
  * returned as DB_UNIQUE and logged at debug level only, so a caller can
  * map it to a precise error (store_user_create -> -ERR_USER_IN_USE).
+ * Either way the database's message stays on the connection (db_error),
+ * so a caller that gives up can say why.
  *
  * A `struct db` is one connection, used by one thread at a time.
  */
@@ -72,9 +74,15 @@ struct db_engine {
     int64_t (*changes)(struct db_stmt *st);
 };
 
+/* How much of a database error message a connection keeps. */
+#define DB_ERROR_MAX 256
+
 /* Every engine connection and statement starts with these. */
 struct db {
     const struct db_engine *engine;
+    /* The database's message for the last failed statement, unique
+     * violations included, "" if none; engines fill it where they log. */
+    char error[DB_ERROR_MAX];
 };
 
 struct db_stmt {
@@ -108,6 +116,12 @@ static inline void db_close(struct db *d)
 static inline int db_exec(struct db *d, const char *sql)
 {
     return d->engine->exec(d, sql);
+}
+
+/* The message of the connection's last failure (see struct db). */
+static inline const char *db_error(const struct db *d)
+{
+    return d->error;
 }
 
 /*

@@ -75,11 +75,22 @@ static int msg_len(const char *msg)
     return (int)n;
 }
 
-/* Logs a failed result and maps it: unique violations to DB_UNIQUE, the rest to ERR_DB. */
-static int fail_res(const PGresult *res, const char *sql)
+/*
+ * Logs a failed result, keeps its message on the connection and maps it:
+ * unique violations to DB_UNIQUE, the rest to ERR_DB.
+ */
+static int fail_res(struct pg_db *d, const PGresult *res, const char *sql)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : "no result";
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    if (primary != NULL) {
+        snprintf(d->base.error, sizeof(d->base.error), "%s%s%s%s", primary,
+                 detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+    } else {
+        snprintf(d->base.error, sizeof(d->base.error), "%.*s", msg_len(msg), msg);
+    }
     if (state != NULL && strcmp(state, PG_UNIQUE_VIOLATION) == 0) {
         LOG_DEBUG("store", "postgres: %.*s", msg_len(msg), msg);
         return DB_UNIQUE;
@@ -293,7 +304,7 @@ static int execute(struct pg_db *d, struct pg_stmt *st)
     if (st->cached && !st->prepared) {
         PGresult *res = PQprepare(d->conn, st->name, st->text, st->nparams, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            rc = fail_res(res, st->text);
+            rc = fail_res(d, res, st->text);
             PQclear(res);
             return rc < 0 ? rc : -ERR_DB;
         }
@@ -310,7 +321,7 @@ static int execute(struct pg_db *d, struct pg_stmt *st)
     }
     ExecStatusType status = PQresultStatus(res);
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-        rc = fail_res(res, st->text);
+        rc = fail_res(d, res, st->text);
         PQclear(res);
         return rc;
     }
@@ -450,7 +461,7 @@ static int exec_tag(struct pg_db *d, const char *sql, char *tag, size_t tagsize)
     PGresult *res = PQexec(d->conn, sql);
     ExecStatusType status = PQresultStatus(res);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-        rc = fail_res(res, sql);
+        rc = fail_res(d, res, sql);
         PQclear(res);
         return rc;
     }

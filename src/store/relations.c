@@ -11,6 +11,11 @@
  * share a room. Pages of parents are bound as IN lists of fixed sizes
  * (1, 16 or 64 placeholders, padded by repeating an ID), so the statement
  * cache, keyed by SQL text, holds three variants of each query.
+ *
+ * Also the `threads` table (schema 011): one row per thread with its
+ * latest live child, kept by the event writer as replies are stored and
+ * redacted, which GET /threads pages through; and the lookups behind the
+ * send-side checks of relations (duplicate annotations, unknown parents).
  */
 #include <stdint.h>
 #include <string.h>
@@ -262,28 +267,106 @@ int store_threads_list(struct store_conn *c, struct arena *arena, int64_t room_n
                        const char *participant, int64_t before, int limit,
                        struct store_thread_root **out, size_t *n)
 {
-    /* Thread roots ordered by their latest (unredacted) m.thread child.
-     * Each child belongs to one thread, so latest stream orderings are
-     * distinct and make a stable paging key. Participation (spec
-     * "Server-side aggregation of m.thread relationships") is having sent
-     * the root or a threaded reply. */
+    /* Thread roots ordered by their latest (unredacted) m.thread child,
+     * read backwards along threads_activity (schema 011), so a page costs
+     * its own rows whatever the room's size. Each child belongs to one
+     * thread, so latest stream orderings are distinct and make a stable
+     * paging key. Participation (spec "Server-side aggregation of
+     * m.thread relationships") is having sent the root or a live threaded
+     * reply, one probe of event_relations_sender per candidate. */
     struct db_stmt *st;
     int rc = store__query(
         c, &st,
-        "SELECT " STORE__EVENT_COLS ", t.latest FROM ("
-        "SELECT r.relates_to AS root_id, MAX(c.stream_ordering) AS latest, "
-        "MAX(CASE WHEN r.sender = ? THEN 1 ELSE 0 END) AS mine "
-        "FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "
-        "WHERE r.room_nid = ? AND r.rel_type = 'm.thread' AND c.redacted_by IS NULL "
-        "AND c.rejected = 0 AND c.stream_ordering IS NOT NULL GROUP BY r.relates_to) t "
-        "JOIN events e ON e.event_id = t.root_id AND e.room_nid = ? "
-        "WHERE t.latest < ? AND e.rejected = 0 AND e.stream_ordering IS NOT NULL "
-        "AND (CAST(? AS TEXT) IS NULL OR t.mine = 1 OR e.sender = ?) "
-        "ORDER BY t.latest DESC LIMIT ?",
-        "tiiitti", participant, room_nid, room_nid, before, participant, participant,
-        (int64_t)limit);
+        "SELECT " STORE__EVENT_COLS ", t.latest_stream FROM threads t "
+        "JOIN events e ON e.event_id = t.root_id AND e.room_nid = t.room_nid "
+        "WHERE t.room_nid = ? AND t.latest_stream < ? AND e.rejected = 0 "
+        "AND e.stream_ordering IS NOT NULL "
+        "AND (CAST(? AS TEXT) IS NULL OR e.sender = ? OR EXISTS ("
+        "SELECT 1 FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "
+        "WHERE r.relates_to = t.root_id AND r.rel_type = 'm.thread' AND r.sender = ? "
+        "AND r.room_nid = t.room_nid AND c.redacted_by IS NULL AND c.rejected = 0)) "
+        "ORDER BY t.latest_stream DESC LIMIT ?",
+        "iittti", room_nid, before, participant, participant, participant, (int64_t)limit);
     if (rc < 0) {
         return rc;
     }
     return store__collect(st, arena, sizeof(**out), thread_root_row, out, n);
+}
+
+/* ---- keeping the threads table (written by the event writer) ---- */
+
+int store_thread_touch(struct store_conn *c, int64_t room_nid, const char *root_id,
+                       int64_t stream)
+{
+    return store__ok(store__exec(
+        c,
+        "INSERT INTO threads (room_nid, root_id, latest_stream) VALUES (?, ?, ?) "
+        "ON CONFLICT (room_nid, root_id) DO UPDATE SET latest_stream = CASE "
+        "WHEN excluded.latest_stream > threads.latest_stream THEN excluded.latest_stream "
+        "ELSE threads.latest_stream END",
+        "iti", room_nid, root_id, stream));
+}
+
+int store_thread_child_redacted(struct store_conn *c, struct arena *arena, int64_t event_nid)
+{
+    struct db_stmt *st;
+    int rc = store__query(c, &st,
+                          "SELECT relates_to, room_nid FROM event_relations WHERE event_nid = ? "
+                          "AND rel_type = 'm.thread'",
+                          "i", event_nid);
+    if (rc < 0) {
+        return rc;
+    }
+    char *root = NULL;
+    int64_t room_nid = 0;
+    rc = store__step_one(st);
+    if (rc == 0) {
+        root = store__col_str(st, 0, arena);
+        room_nid = db_column_int64(st, 1);
+    }
+    db_finalize(st);
+    if (rc == -ERR_NOT_FOUND) {
+        return 0; /* not a threaded reply */
+    }
+    if (rc == 0) {
+        rc = store__ok(store__exec(c, "DELETE FROM threads WHERE room_nid = ? AND root_id = ?",
+                                   "it", room_nid, root));
+    }
+    if (rc == 0) {
+        /* The thread again, from its live children; none left, no row. */
+        rc = store__ok(store__exec(
+            c,
+            "INSERT INTO threads (room_nid, root_id, latest_stream) "
+            "SELECT r.room_nid, r.relates_to, MAX(c.stream_ordering) "
+            "FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "
+            "WHERE r.relates_to = ? AND r.rel_type = 'm.thread' AND r.room_nid = ? "
+            "AND c.redacted_by IS NULL AND c.rejected = 0 AND c.stream_ordering IS NOT NULL "
+            "GROUP BY r.room_nid, r.relates_to",
+            "ti", root, room_nid));
+    }
+    return rc;
+}
+
+/* ---- checks on sending ---- */
+
+int store_annotation_exists(struct store_conn *c, const char *parent_id, const char *event_type,
+                            const char *sender, const char *key)
+{
+    int64_t one = 0;
+    return store__get_int(
+        c, &one,
+        "SELECT 1 FROM event_relations r JOIN events c ON c.event_nid = r.event_nid "
+        "WHERE r.relates_to = ? AND r.rel_type = 'm.annotation' AND r.sender = ? "
+        "AND r.key = ? AND r.event_type = ? AND c.redacted_by IS NULL AND c.rejected = 0 "
+        "LIMIT 1",
+        "tttt", parent_id, sender, key, event_type);
+}
+
+int store_relation_target_known(struct store_conn *c, const char *event_id, int64_t room_nid)
+{
+    int64_t one = 0;
+    return store__get_int(c, &one,
+                          "SELECT 1 FROM event_relations WHERE relates_to = ? AND room_nid = ? "
+                          "LIMIT 1",
+                          "ti", event_id, room_nid);
 }

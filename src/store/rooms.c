@@ -1,12 +1,14 @@
 /*
  * Room and event queries (schema 003_rooms): interning, events and their
  * graph, state snapshots as layers, current state, forward extremities,
- * transaction IDs. The layering policy itself lives in svc/room.c; this
- * file only reads and writes rows.
+ * transaction IDs, and reading state at a past snapshot (history
+ * visibility, state as a former member saw it). The layering policy itself
+ * lives in svc/room.c; this file only reads and writes rows.
  */
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/map.h"
 #include "store/store_int.h"
 
 /* ---- sequences ---- */
@@ -342,6 +344,116 @@ int store_room_events(struct store_conn *c, struct arena *arena, int64_t room_ni
         return rc;
     }
     return store__collect(st, arena, sizeof(**out), store__event_row, out, n);
+}
+
+/* ---- state at a snapshot (history visibility, state of past members) ---- */
+
+/*
+ * The snapshot's chain, nearest layer first: `lvl` 0 is the snapshot's own
+ * layer, 1 its parent's, and so on up to the base snapshot.
+ */
+#define SNAPSHOT_CHAIN                                                                         \
+    "WITH RECURSIVE chain(snapshot_nid, lvl) AS ("                                             \
+    "SELECT snapshot_nid, 0 FROM state_snapshots WHERE snapshot_nid = ? "                      \
+    "UNION ALL SELECT s.parent_nid, chain.lvl + 1 FROM chain "                                 \
+    "JOIN state_snapshots s ON s.snapshot_nid = chain.snapshot_nid "                           \
+    "WHERE s.parent_nid IS NOT NULL) "
+
+int store_snapshot_lookup(struct store_conn *c, struct arena *arena, int64_t snapshot_nid,
+                          int64_t type_nid, int64_t state_key_nid, struct store_event *out)
+{
+    *out = (struct store_event){0};
+    if (!snapshot_nid) {
+        return 0;
+    }
+    struct db_stmt *st;
+    int rc = store__query(c, &st,
+                          SNAPSHOT_CHAIN "SELECT " STORE__EVENT_COLS " FROM chain "
+                                         "JOIN state_layers l ON l.snapshot_nid = chain.snapshot_nid "
+                                         "AND l.type_nid = ? AND l.state_key_nid = ? "
+                                         "LEFT JOIN events e ON e.event_nid = l.event_nid "
+                                         "ORDER BY chain.lvl LIMIT 1",
+                          "iii", snapshot_nid, type_nid, state_key_nid);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = store__step_one(st);
+    if (rc == 0) {
+        /* A NULL event_nid in the nearest layer removes the key. */
+        store__read_event(st, arena, out);
+    }
+    db_finalize(st);
+    return rc == -ERR_NOT_FOUND ? 0 : rc;
+}
+
+int store_snapshot_state(struct store_conn *c, struct arena *arena, int64_t snapshot_nid,
+                         struct store_state_row **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    if (!snapshot_nid) {
+        return 0;
+    }
+    struct db_stmt *st;
+    int rc = store__query(c, &st,
+                          SNAPSHOT_CHAIN "SELECT t.type, k.state_key, l.type_nid, l.state_key_nid, "
+                                         "COALESCE(l.event_nid, 0), e.event_id, e.json FROM chain "
+                                         "JOIN state_layers l ON l.snapshot_nid = chain.snapshot_nid "
+                                         "JOIN event_types t ON t.type_nid = l.type_nid "
+                                         "JOIN state_keys k ON k.state_key_nid = l.state_key_nid "
+                                         "LEFT JOIN events e ON e.event_nid = l.event_nid "
+                                         "ORDER BY chain.lvl",
+                          "i", snapshot_nid);
+    if (rc < 0) {
+        return rc;
+    }
+    struct store_state_row *all = NULL;
+    size_t n_all = 0;
+    rc = store__collect(st, arena, sizeof(*all), state_row, &all, &n_all);
+    if (rc < 0) {
+        return rc;
+    }
+    /* The nearest layer decides each key; a removal (event 0) drops it. */
+    struct map seen;
+    map_init(&seen);
+    size_t k = 0;
+    for (size_t i = 0; i < n_all; i++) {
+        int64_t *key = arena_alloc(arena, 2 * sizeof(int64_t));
+        key[0] = all[i].type_nid;
+        key[1] = all[i].state_key_nid;
+        struct str ks = {(const char *)key, 2 * sizeof(int64_t)};
+        if (map_has(&seen, ks)) {
+            continue;
+        }
+        map_put(&seen, ks, &all[i]);
+        if (all[i].event_nid && all[i].json) {
+            all[k++] = all[i];
+        }
+    }
+    map_release(&seen);
+    *rows = all;
+    *n = k;
+    return 0;
+}
+
+int store_event_at_stream(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                          int64_t pos, struct store_event *out)
+{
+    struct db_stmt *st;
+    int rc = store__query(c, &st,
+                          "SELECT " STORE__EVENT_COLS " FROM events e WHERE room_nid = ? AND "
+                          "stream_ordering <= ? AND rejected = 0 "
+                          "ORDER BY stream_ordering DESC LIMIT 1",
+                          "ii", room_nid, pos);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = store__step_one(st);
+    if (rc == 0) {
+        store__read_event(st, arena, out);
+    }
+    db_finalize(st);
+    return rc;
 }
 
 int store_event_set_redacted(struct store_conn *c, const char *event_id, const char *json,

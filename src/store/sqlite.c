@@ -16,6 +16,7 @@
  * prepared with SQLITE_PREPARE_PERSISTENT.
  */
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base/log.h"
@@ -58,15 +59,19 @@ static bool is_busy(int rc)
     return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
 }
 
-/* Logs a failure and maps it: unique violations to DB_UNIQUE, the rest to ERR_DB. */
-static int fail(sqlite3 *h, int rc, const char *sql)
+/*
+ * Logs a failure, keeps its message on the connection and maps it: unique
+ * violations to DB_UNIQUE, the rest to ERR_DB.
+ */
+static int fail(struct sqlite_db *d, int rc, const char *sql)
 {
+    const char *msg = d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc);
+    snprintf(d->base.error, sizeof(d->base.error), "%s", msg);
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        LOG_DEBUG("store", "sqlite: %s", sqlite3_errmsg(h));
+        LOG_DEBUG("store", "sqlite: %s", msg);
         return DB_UNIQUE;
     }
-    LOG_ERROR("store", "sqlite: %s (code %d) in: %.*s", h ? sqlite3_errmsg(h) : sqlite3_errstr(rc),
-              rc, SQL_QUOTE_MAX, sql ? sql : "?");
+    LOG_ERROR("store", "sqlite: %s (code %d) in: %.*s", msg, rc, SQL_QUOTE_MAX, sql ? sql : "?");
     return -ERR_DB;
 }
 
@@ -84,7 +89,7 @@ static int exec_retry(struct sqlite_db *d, const char *sql)
             return 0;
         }
         if (!is_busy(rc) || !db_busy_wait(attempt, deadline)) {
-            return fail(d->h, sqlite3_extended_errcode(d->h), sql);
+            return fail(d, sqlite3_extended_errcode(d->h), sql);
         }
     }
 }
@@ -153,7 +158,7 @@ static int sqlite_open(const char *target, struct db **out)
         sqlite3_finalize(st);
         st = NULL;
         if (!is_busy(rc) || !db_busy_wait(attempt, deadline)) {
-            fail(h, sqlite3_extended_errcode(h), "PRAGMA journal_mode=WAL");
+            fail(d, sqlite3_extended_errcode(h), "PRAGMA journal_mode=WAL");
             sqlite_close(&d->base);
             return -ERR_DB;
         }
@@ -180,7 +185,7 @@ static int sqlite_exec(struct db *base, const char *sql)
     int rc = sqlite3_exec(d->h, sql, NULL, NULL, &msg);
     sqlite3_free(msg);
     if (rc != SQLITE_OK) {
-        return fail(d->h, sqlite3_extended_errcode(d->h), sql);
+        return fail(d, sqlite3_extended_errcode(d->h), sql);
     }
     return 0;
 }
@@ -229,7 +234,7 @@ static int sqlite_prepare(struct db *base, const char *sql, struct db_stmt **out
             break;
         }
         if (!is_busy(rc) || !db_busy_wait(attempt, deadline)) {
-            return fail(d->h, sqlite3_extended_errcode(d->h), sql);
+            return fail(d, sqlite3_extended_errcode(d->h), sql);
         }
     }
     st = xcalloc(1, sizeof(*st));
@@ -264,7 +269,7 @@ static int bind_result(struct db_stmt *base, int rc)
         return 0;
     }
     struct sqlite_db *d = to_db(base->db);
-    return fail(d->h, rc, sqlite3_sql(to_stmt(base)->h));
+    return fail(d, rc, sqlite3_sql(to_stmt(base)->h));
 }
 
 static int sqlite_bind_int64(struct db_stmt *base, int idx, int64_t v)
@@ -325,7 +330,7 @@ static int sqlite_step(struct db_stmt *base)
             }
         }
         rc = sqlite3_extended_errcode(d->h);
-        int err = fail(d->h, rc, sqlite3_sql(st->h));
+        int err = fail(d, rc, sqlite3_sql(st->h));
         sqlite3_reset(st->h);
         return err;
     }

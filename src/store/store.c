@@ -260,11 +260,17 @@ void store_conn_close(struct store_conn *c)
 int store_begin(struct store_conn *c)
 {
     assert(!c->in_txn);
+    c->db->error[0] = '\0';
     int rc = db_begin(c->db);
     if (rc == 0) {
         c->in_txn = true;
     }
     return rc;
+}
+
+const char *store_conn_error(const struct store_conn *c)
+{
+    return db_error(c->db);
 }
 
 int store_commit(struct store_conn *c)

@@ -52,6 +52,9 @@ int store_begin(struct store_conn *c);
 int store_commit(struct store_conn *c);
 int store_rollback(struct store_conn *c);
 int store_end(struct store_conn *c, int rc);
+/* The database's message for the last failed statement since store_begin
+ * (a unique violation too), "" if none: for logs that say why. */
+const char *store_conn_error(const struct store_conn *c);
 
 /* "sqlite" or "postgres". */
 const char *store_engine_name(const struct store *s);
@@ -334,6 +337,23 @@ int store_event_get(struct store_conn *c, struct arena *arena, const char *event
 int store_room_events(struct store_conn *c, struct arena *arena, int64_t room_nid, int64_t from,
                       bool backwards, int limit, struct store_event **out, size_t *n);
 
+/*
+ * State at a past snapshot (history visibility, state of former members).
+ * store_snapshot_lookup: the event holding (type_nid, state_key_nid) in
+ * snapshot `snapshot_nid` (its chain read nearest layer first), in *out;
+ * out->nid is 0 when the key is absent or removed (also for snapshot 0).
+ * store_snapshot_state: the whole state of the snapshot, one row per key,
+ * removed keys left out; *n may be 0. Both return 0 or a negative ERR_*.
+ */
+int store_snapshot_lookup(struct store_conn *c, struct arena *arena, int64_t snapshot_nid,
+                          int64_t type_nid, int64_t state_key_nid, struct store_event *out);
+int store_snapshot_state(struct store_conn *c, struct arena *arena, int64_t snapshot_nid,
+                         struct store_state_row **rows, size_t *n);
+/* The room's last non-rejected event with stream ordering <= pos, or
+ * -ERR_NOT_FOUND. */
+int store_event_at_stream(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                          int64_t pos, struct store_event *out);
+
 /* Replaces an event's stored JSON by its redacted form and records the
  * redaction. -ERR_NOT_FOUND when the event is unknown. */
 int store_event_set_redacted(struct store_conn *c, const char *event_id, const char *json,
@@ -506,6 +526,19 @@ struct store_thread_root {
 int store_threads_list(struct store_conn *c, struct arena *arena, int64_t room_nid,
                        const char *participant, int64_t before, int limit,
                        struct store_thread_root **out, size_t *n);
+/* The writer's upkeep of the threads table (schema 011), inside its
+ * transaction: a threaded reply at `stream` was stored; event `event_nid`
+ * was redacted (its thread, if it was a reply, recomputed from the live
+ * replies). Both return 0 or a negative ERR_*. */
+int store_thread_touch(struct store_conn *c, int64_t room_nid, const char *root_id,
+                       int64_t stream);
+int store_thread_child_redacted(struct store_conn *c, struct arena *arena, int64_t event_nid);
+/* Send-side relation checks: 0 when `sender` has a live m.annotation of
+ * `parent_id` with this event type and key / when some relation in the
+ * room targets `event_id`; -ERR_NOT_FOUND when not; or a negative ERR_*. */
+int store_annotation_exists(struct store_conn *c, const char *parent_id, const char *event_type,
+                            const char *sender, const char *key);
+int store_relation_target_known(struct store_conn *c, const char *event_id, int64_t room_nid);
 
 /* ---- sync and filters (sync.c) ---- */
 
@@ -551,5 +584,199 @@ int store_filter_put(struct store_conn *c, const char *user_id, const char *json
 /* A stored filter's JSON text (arena), or -ERR_NOT_FOUND. */
 int store_filter_get(struct store_conn *c, struct arena *arena, const char *user_id,
                      int64_t filter_id, char **json);
+
+/* ---- stream positions and receipts (streams.c) ---- */
+
+/*
+ * Reads the last stored position of each persistent stream into
+ * pos[0..n) (entries without a row are left alone).
+ */
+int store_stream_positions(struct store_conn *c, int64_t *pos, size_t n);
+/* Records `pos` as stream `stream`'s last position (in the caller's
+ * transaction, with the rows that carry it). */
+int store_stream_bump(struct store_conn *c, int stream, int64_t pos);
+
+struct store_receipt {
+    char *room_id;
+    char *type;      /* m.read, m.read.private */
+    char *user_id;
+    char *thread_id; /* "" for an unthreaded receipt */
+    char *event_id;
+    int64_t event_stream;
+    int64_t ts;
+    int64_t stream_pos;
+};
+/*
+ * Stores a receipt unless the same user already has one of that type and
+ * thread in the room on a later event. Returns 1 when stored, 0 when the
+ * stored one is newer (nothing changed), or a negative ERR_*.
+ */
+int store_receipt_put(struct store_conn *c, const struct store_receipt *rc);
+/* Receipts changed in (after, upto], in stream order (arena). */
+int store_receipts_between(struct store_conn *c, struct arena *arena, int64_t after,
+                           int64_t upto, struct store_receipt **out, size_t *n);
+/* A user's receipts in one room (arena). */
+int store_receipts_user_room(struct store_conn *c, struct arena *arena, const char *user_id,
+                             const char *room_id, struct store_receipt **out, size_t *n);
+/* Every receipt of a room with stream_pos <= upto (arena). */
+int store_receipts_of_room(struct store_conn *c, struct arena *arena, const char *room_id,
+                           int64_t upto, struct store_receipt **out, size_t *n);
+/*
+ * The stream ordering of the newest event a user has read in a room
+ * (m.read or m.read.private, unthreaded or on the main timeline when
+ * `thread_id` is NULL, else in that thread or unthreaded); 0 when none.
+ */
+int store_receipt_read_upto(struct store_conn *c, const char *user_id, const char *room_id,
+                            const char *thread_id, int64_t *event_stream);
+
+/* ---- account data and room tags (account_data.c) ---- */
+
+struct store_account_data {
+    char *room_id; /* "" for global account data */
+    char *type;
+    char *content; /* JSON object text; "{}" means deleted */
+    int64_t stream_pos;
+};
+/* Stores one entry (room_id "" for global), replacing the old content,
+ * tagged with STREAM_ACCOUNT_DATA position `stream_pos`. */
+int store_account_data_put(struct store_conn *c, const char *user_id, const char *room_id,
+                           const char *type, const char *content, int64_t stream_pos);
+/* One entry's content text (arena), or -ERR_NOT_FOUND. */
+int store_account_data_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                           const char *room_id, const char *type, char **content);
+/*
+ * The user's entries with stream_pos in (after, upto] (after < 0: every
+ * entry up to `upto`), ordered by room and type: room_id "" selects the
+ * global entries, a room ID that room's, NULL the entries of every room
+ * (not the global ones). Arena array; *n may be 0.
+ */
+int store_account_data_between(struct store_conn *c, struct arena *arena, const char *user_id,
+                               const char *room_id, int64_t after, int64_t upto,
+                               struct store_account_data **out, size_t *n);
+/* The distinct rooms (arena strings) with an entry of the user changed in
+ * (after, upto]. */
+int store_account_data_rooms(struct store_conn *c, struct arena *arena, const char *user_id,
+                             int64_t after, int64_t upto, char ***room_ids, size_t *n);
+
+/* ---- presence (presence.c) ---- */
+
+struct store_presence {
+    char *user_id;
+    char *state;      /* "online", "unavailable", "offline" */
+    char *status_msg; /* NULL when none */
+    int64_t last_active_ts;
+    int64_t stream_pos; /* STREAM_PRESENCE position of the change */
+};
+/* Every stored presence row, oldest change first (arena); *n may be 0. */
+int store_presence_all(struct store_conn *c, struct arena *arena, struct store_presence **out,
+                       size_t *n);
+/* Inserts or replaces the row of p->user_id. */
+int store_presence_put(struct store_conn *c, const struct store_presence *p);
+/* The distinct users joined to any room `user_id` is joined to, that
+ * user included when joined anywhere (arena strings); *n may be 0. */
+int store_presence_co_members(struct store_conn *c, struct arena *arena, const char *user_id,
+                              char ***user_ids, size_t *n);
+/* *out = whether users a and b are both joined to some room. */
+int store_presence_share_room(struct store_conn *c, const char *a, const char *b, bool *out);
+
+/* ---- push rules and push actions (push.c) ---- */
+
+/* One of a user's own push rules (not a server-default one). */
+struct store_push_rule {
+    const char *kind;       /* "override", "content", "room", "sender", "underride" */
+    const char *rule_id;
+    const char *conditions; /* JSON array text (override/underride), or NULL */
+    const char *pattern;    /* content rules, else NULL */
+    const char *actions;    /* JSON array text */
+    bool enabled;
+};
+/* The user's own rules, grouped by kind, each kind most important first
+ * (arena); *n may be 0. */
+int store_push_rules_list(struct store_conn *c, struct arena *arena, const char *user_id,
+                          struct store_push_rule **out, size_t *n);
+/* Creates a rule (enabled, position 0) or replaces an existing rule's
+ * conditions, pattern and actions (keeping its enabled flag and place). */
+int store_push_rule_put(struct store_conn *c, const char *user_id,
+                        const struct store_push_rule *rule);
+/* Gives rule_ids[i] of the kind position i (run it in a transaction). */
+int store_push_rules_order(struct store_conn *c, const char *user_id, const char *kind,
+                           const char *const *rule_ids, size_t n);
+/* These three return -ERR_NOT_FOUND when the user has no such rule. */
+int store_push_rule_delete(struct store_conn *c, const char *user_id, const char *kind,
+                           const char *rule_id);
+int store_push_rule_set_enabled(struct store_conn *c, const char *user_id, const char *kind,
+                                const char *rule_id, bool enabled);
+int store_push_rule_set_actions(struct store_conn *c, const char *user_id, const char *kind,
+                                const char *rule_id, const char *actions);
+
+/* A user's edit of a server-default rule. */
+struct store_push_default {
+    char *rule_id;
+    int enabled;   /* 0, 1, or -1 when unchanged */
+    char *actions; /* JSON array text, or NULL when unchanged */
+};
+int store_push_defaults_list(struct store_conn *c, struct arena *arena, const char *user_id,
+                             struct store_push_default **out, size_t *n);
+/* Records an edit of a default rule: `enabled` 0/1 (-1 keeps), `actions`
+ * JSON text (NULL keeps). */
+int store_push_default_set(struct store_conn *c, const char *user_id, const char *rule_id,
+                           int enabled, const char *actions);
+
+/* A push action: the event at `stream_ordering` notifies `user_id`. */
+struct store_push_action {
+    const char *user_id;
+    int64_t room_nid;
+    int64_t stream_ordering;
+    bool notify;
+    bool highlight;
+    const char *thread_id; /* the thread root, or NULL for the main timeline */
+};
+/* Stores push actions (a repeated (user, room, stream) is ignored). */
+int store_push_actions_add(struct store_conn *c, const struct store_push_action *rows, size_t n);
+/* Forgets the push actions of a redacted event. */
+int store_push_actions_remove_event(struct store_conn *c, const char *event_id);
+
+struct store_push_counts {
+    int64_t notify;    /* notification_count */
+    int64_t highlight; /* highlight_count */
+};
+struct store_push_thread_counts {
+    char *thread_id; /* the thread root's event ID; NULL: the main timeline */
+    struct store_push_counts counts;
+};
+/*
+ * Unread counts of `user_id` in `room_id` from the push actions of events
+ * with a stream ordering above `after` (the user's read receipt position):
+ * the room's totals in *total and, when `threads` is not NULL, the same
+ * split per thread (main timeline under thread_id NULL; arena array,
+ * *n_threads may be 0). Push actions are written by the push thread just
+ * after each event commits: push_stream_pos (svc/push.h) says how far.
+ */
+int store_push_unread_counts(struct store_conn *c, struct arena *arena, const char *user_id,
+                             const char *room_id, int64_t after, struct store_push_counts *total,
+                             struct store_push_thread_counts **threads, size_t *n_threads);
+/* The rooms (room IDs, arena) where `user_id` got push actions for events
+ * with a stream ordering in (after, upto]: their unread counts changed. */
+int store_push_rooms_changed(struct store_conn *c, struct arena *arena, const char *user_id,
+                             int64_t after, int64_t upto, char ***room_ids, size_t *n);
+/* The counts of one thread (`thread_id` NULL: the main timeline) after
+ * `after`, for threaded read receipts. */
+int store_push_unread_thread(struct store_conn *c, const char *user_id, const char *room_id,
+                             const char *thread_id, int64_t after, struct store_push_counts *out);
+
+/* Reads for the push thread: the joined members of a room with the stream
+ * ordering of their membership event; one current state event's ID and
+ * JSON (-ERR_NOT_FOUND); an event's m.relates_to (rel_type, parent ID) from
+ * event_relations (-ERR_NOT_FOUND when it has none). */
+struct store_push_member {
+    char *user_id;
+    int64_t stream_ordering;
+};
+int store_push_room_members(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                            struct store_push_member **out, size_t *n);
+int store_push_state_json(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                          const char *type, const char *state_key, char **event_id, char **json);
+int store_push_relation_parent(struct store_conn *c, struct arena *arena, const char *event_id,
+                               char **rel_type, char **relates_to);
 
 #endif

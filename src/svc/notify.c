@@ -26,6 +26,7 @@
 #include "base/map.h"
 #include "base/xmalloc.h"
 #include "svc/room.h"
+#include "svc/streams.h"
 
 struct waiter;
 
@@ -36,14 +37,14 @@ struct link {
 
 struct bucket {
     struct link head;
-    int64_t last; /* the newest stream position committed under this key */
+    int64_t last[STREAM_N]; /* the newest position per stream seen under this key */
     char *key;
 };
 
 struct waiter {
     struct req *r;
     notify_fn *fn;
-    int64_t pos;
+    struct stream_token pos;
     int64_t deadline_ns;
     size_t heap_idx;
     bool fired;    /* its callback is queued */
@@ -56,7 +57,7 @@ struct waiter {
 struct firing {
     struct req *r;
     notify_fn *fn;
-    int64_t pos;
+    struct stream_token pos;
 };
 
 struct notify {
@@ -227,11 +228,15 @@ static void unlink_all(struct notify *n, struct fire_list *fl)
     }
 }
 
-/* Queues the waiters of bucket b whose position is below `stream`. */
-static void take_bucket(struct bucket *b, int64_t stream, struct fire_list *fl)
+/* Records position `pos` of stream s under bucket b and queues the
+ * waiters there whose token is below it. */
+static void take_bucket(struct bucket *b, enum stream s, int64_t pos, struct fire_list *fl)
 {
+    if (b->last[s] < pos) {
+        b->last[s] = pos;
+    }
     for (struct link *l = b->head.next; l != &b->head; l = l->next) {
-        if (l->w->pos < stream) {
+        if (l->w->pos.pos[s] < pos) {
             take(l->w, fl);
         }
     }
@@ -241,7 +246,7 @@ static void take_bucket(struct bucket *b, int64_t stream, struct fire_list *fl)
 static void fire(struct fire_list *fl, enum notify_why why)
 {
     for (size_t i = 0; i < fl->n; i++) {
-        fl->items[i].fn(fl->items[i].r, why, fl->items[i].pos);
+        fl->items[i].fn(fl->items[i].r, why, &fl->items[i].pos);
     }
     free(fl->items);
     free(fl->w);
@@ -251,19 +256,22 @@ static void fire(struct fire_list *fl, enum notify_why why)
 void notify_on_commit(void *ctx, const struct room_commit *c)
 {
     struct notify *n = ctx;
+    const char *target =
+        c->state_key && strcmp(c->type, "m.room.member") == 0 ? c->state_key : NULL;
+    char *room = (char *)c->room_id;
+    notify_stream(n, STREAM_EVENTS, c->stream, target, &room, 1);
+}
+
+void notify_stream(struct notify *n, enum stream s, int64_t pos, const char *user_id,
+                   char *const *room_ids, size_t n_rooms)
+{
     struct fire_list fl = {0};
     pthread_mutex_lock(&n->mu);
-    struct bucket *b = bucket_get(&n->rooms, c->room_id, true);
-    if (b->last < c->stream) {
-        b->last = c->stream;
+    for (size_t i = 0; i < n_rooms; i++) {
+        take_bucket(bucket_get(&n->rooms, room_ids[i], true), s, pos, &fl);
     }
-    take_bucket(b, c->stream, &fl);
-    if (c->state_key && strcmp(c->type, "m.room.member") == 0) {
-        b = bucket_get(&n->users, c->state_key, true);
-        if (b->last < c->stream) {
-            b->last = c->stream;
-        }
-        take_bucket(b, c->stream, &fl);
+    if (user_id) {
+        take_bucket(bucket_get(&n->users, user_id, true), s, pos, &fl);
     }
     unlink_all(n, &fl);
     pthread_mutex_unlock(&n->mu);
@@ -365,13 +373,25 @@ void notify_free(struct notify *n)
 
 /* ---- waiting ---- */
 
+/* Whether bucket b saw a position above the token in any stream. */
+static bool missed_in(const struct bucket *b, const struct stream_token *pos)
+{
+    for (int i = 0; b && i < STREAM_N; i++) {
+        if (b->last[i] > pos->pos[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int notify_wait(struct notify *n, struct req *r, const char *user_id, char *const *room_ids,
-                size_t n_rooms, int64_t pos, int64_t deadline_ns, notify_fn *fn)
+                size_t n_rooms, const struct stream_token *pos, int64_t deadline_ns,
+                notify_fn *fn)
 {
     struct waiter *w = ARENA_NEW(&r->arena, struct waiter);
     w->r = r;
     w->fn = fn;
-    w->pos = pos;
+    w->pos = *pos;
     w->deadline_ns = deadline_ns;
     w->n_links = n_rooms + 1;
     w->links = ARENA_ARRAY(&r->arena, struct link, w->n_links);
@@ -381,11 +401,9 @@ int notify_wait(struct notify *n, struct req *r, const char *user_id, char *cons
         return -ERR_UNAVAILABLE;
     }
     /* Something relevant committed after `pos` but before we got here. */
-    struct bucket *b = bucket_get(&n->users, user_id, false);
-    bool missed = b && b->last > pos;
+    bool missed = missed_in(bucket_get(&n->users, user_id, false), pos);
     for (size_t i = 0; i < n_rooms && !missed; i++) {
-        b = bucket_get(&n->rooms, room_ids[i], false);
-        missed = b && b->last > pos;
+        missed = missed_in(bucket_get(&n->rooms, room_ids[i], false), pos);
     }
     if (missed) {
         pthread_mutex_unlock(&n->mu);

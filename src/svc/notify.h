@@ -1,12 +1,14 @@
 /*
  * Wake-ups for parked long polls (GET /sync with a timeout). A request
  * that has nothing to answer yet registers a waiter: its user, the rooms
- * it is joined to, the stream position its (empty) answer was computed
- * at, and a deadline. No thread waits for it. The notifier is the room
- * service's commit listener: each committed event wakes the waiters
- * indexed under its room, and an m.room.member event also those of the
- * user it targets (invites, kicks, joins elsewhere), so a commit touches
- * only the requests it concerns. A timer thread keeps the deadlines in a
+ * it is joined to, the stream token its (empty) answer was computed at
+ * (a position per stream, svc/streams.h), and a deadline. No thread waits
+ * for it. The notifier is the room service's commit listener: each
+ * committed event wakes the waiters indexed under its room, and an
+ * m.room.member event also those of the user it targets (invites, kicks,
+ * joins elsewhere); the other streams (receipts, typing, account data,
+ * presence...) call notify_stream with the user or rooms they concern. So
+ * a change touches only the requests it concerns. A timer thread keeps the deadlines in a
  * binary heap and answers the waiters whose time is up.
  *
  * A waiter fires exactly once, with the reason: an event (the owner
@@ -21,6 +23,7 @@
 #include <stdint.h>
 
 #include "http/req.h"
+#include "svc/streams.h"
 
 struct notify;
 struct room_commit;
@@ -38,7 +41,7 @@ enum notify_why {
  * callee owns the request again: it must answer it (req_complete) or hand
  * it on (req_continue), and must be quick on the writer thread.
  */
-typedef void notify_fn(struct req *r, enum notify_why why, int64_t pos);
+typedef void notify_fn(struct req *r, enum notify_why why, const struct stream_token *pos);
 
 /* Creates the notifier; notify_start runs its timer thread. */
 struct notify *notify_new(void);
@@ -56,16 +59,27 @@ void notify_free(struct notify *n);
 void notify_on_commit(void *ctx, const struct room_commit *c);
 
 /*
- * Parks r until an event concerning `user_id` or one of `room_ids`
- * (borrowed for the call only; copied as needed) commits with a stream
- * position above `pos`, until `deadline_ns` (req_now_ns clock) passes, or
- * until notify_stop; then calls fn once. Returns REQ_PARKED when parked
- * (the handler returns it as is); 1 when such an event already committed
- * since `pos` (nothing is parked: the caller computes its answer again);
+ * Position `pos` of stream s is now visible to readers: wakes the waiters
+ * indexed under `user_id` (NULL: none) or under any of `room_ids` whose
+ * token is below it. Call after streams_publish (the event stream goes
+ * through notify_on_commit).
+ */
+void notify_stream(struct notify *n, enum stream s, int64_t pos, const char *user_id,
+                   char *const *room_ids, size_t n_rooms);
+
+/*
+ * Parks r until a change concerning `user_id` or one of `room_ids`
+ * (borrowed for the call only; copied as needed) lands on a stream at a
+ * position above that stream's part of `pos`, until `deadline_ns`
+ * (req_now_ns clock) passes, or until notify_stop; then calls fn once.
+ * Returns REQ_PARKED when parked (the handler returns it as is); 1 when
+ * such a change already landed since `pos` (nothing is parked: the
+ * caller computes its answer again);
  * -ERR_UNAVAILABLE after notify_stop (nothing is parked: answer now).
  */
 int notify_wait(struct notify *n, struct req *r, const char *user_id, char *const *room_ids,
-                size_t n_rooms, int64_t pos, int64_t deadline_ns, notify_fn *fn);
+                size_t n_rooms, const struct stream_token *pos, int64_t deadline_ns,
+                notify_fn *fn);
 
 /* How many requests are parked (for tests and the log). */
 size_t notify_waiting(struct notify *n);

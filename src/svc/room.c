@@ -5,7 +5,9 @@
  * A cached room holds its current state as full PDUs keyed by
  * "type\0state_key", its forward extremities and the nid of its current
  * state snapshot. Auth checks parse the few state events they need into
- * the request arena on demand.
+ * the request arena on demand. A room being created enters the cache
+ * before its create event is queued, which reserves its ID: a second
+ * create event with the same ID is built again, never stored.
  *
  * State snapshots follow docs/STORAGE.md: a new snapshot is a layer over
  * the current one, merged upwards while it is at least half the size of
@@ -575,6 +577,11 @@ static int apply_redaction(struct rooms *rs, struct arena *a, const struct write
         rc = store_event_set_redacted(rs->db, j->redacts, b.p, j->event_id);
     }
     buf_release(&b);
+    if (rc == 0) {
+        /* A redacted reply leaves its thread: the thread's latest activity
+         * falls back to the replies still live (schema 011). */
+        rc = store_thread_child_redacted(rs->db, a, target.nid);
+    }
     return rc == -ERR_NOT_FOUND ? 0 : rc;
 }
 
@@ -638,6 +645,10 @@ static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
         rc = store_relation_add(rs->db, j->nid, j->room->nid, json_get_str(rel, "event_id"),
                                 json_get_str(rel, "rel_type"), j->type, j->sender,
                                 json_get_str(rel, "key"));
+        if (rc == 0 && strcmp(json_get_str(rel, "rel_type"), "m.thread") == 0) {
+            rc = store_thread_touch(rs->db, j->room->nid, json_get_str(rel, "event_id"),
+                                    j->stream);
+        }
     }
     return rc;
 }
@@ -722,6 +733,8 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
     if (rc == 0) {
         rc = store_commit(rs->db);
     } else {
+        LOG_DEBUG("room", "a batch of %zu events failed (%s), writing them one by one", n,
+                  *store_conn_error(rs->db) ? store_conn_error(rs->db) : err_message(rc));
         store_rollback(rs->db);
     }
     if (rc == 0) {
@@ -740,12 +753,22 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
     for (size_t i = 0; i < n; i++) {
         j = jobs[i];
         size_t np = 0;
-        int jrc = j->room->poisoned ? -ERR_DB : store_begin(rs->db);
-        if (jrc == 0) {
-            jrc = job_apply(rs, &a, j, pend, &np, cap);
+        const char *why = NULL;
+        int jrc;
+        if (j->room->poisoned) {
+            jrc = -ERR_DB;
+            why = "an earlier event of the room was not stored";
+        } else {
+            jrc = store_begin(rs->db);
+            if (jrc == 0) {
+                jrc = job_apply(rs, &a, j, pend, &np, cap);
+            }
             if (jrc == 0) {
                 jrc = store_commit(rs->db);
-            } else {
+            }
+            if (jrc != 0) {
+                /* Read before the rollback, which could replace it. */
+                why = arena_strdup(&a, store_conn_error(rs->db));
                 store_rollback(rs->db);
             }
         }
@@ -754,8 +777,9 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
             atomic_store(&rs->stream_pos, j->stream);
             tell_listener(rs, j);
         } else {
-            LOG_ERROR("room", "could not store event %s in %s", j->event_id,
-                      j->room->room_id ? j->room->room_id : "a new room");
+            LOG_ERROR("room", "could not store event %s in %s: %s", j->event_id,
+                      j->room->room_id ? j->room->room_id : "a new room",
+                      why && *why ? why : err_message(jrc));
         }
         job_finish(rs, j, jrc < 0 ? jrc : 0);
     }
@@ -1187,21 +1211,23 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
     return rc;
 }
 
-int room_create(struct req *r, const struct room_version *rv, const char *creator,
-                const json_t *creation_content, const char **room_id_out)
-{
-    json_t *content = creation_content ? json_deep_copy(creation_content) : json_object();
-    if (!rv->implicit_room_creator) {
-        json_object_set_new(content, "creator", json_string(creator));
-    }
-    json_object_set_new(content, "room_version", json_string(rv->id));
+/* Room IDs room_create tries before it gives up. */
+#define ROOM_CREATE_ATTEMPTS 8
 
-    json_t *pdu = json_pack("{s:s,s:s,s:s,s:o,s:I,s:i,s:[],s:[]}", "type", "m.room.create",
+/*
+ * A new room's m.room.create event, sent at `ts`. Before v12 the room ID
+ * is a fresh random one, set on the event; from v12 on it is the event's
+ * hash, derived once the event is finished.
+ */
+static json_t *create_pdu(struct req *r, const struct room_version *rv, const char *creator,
+                          json_t *content, int64_t ts, const char **room_id)
+{
+    json_t *pdu = json_pack("{s:s,s:s,s:s,s:O,s:I,s:i,s:[],s:[]}", "type", "m.room.create",
                             "state_key", "", "sender", creator, "content", content,
-                            "origin_server_ts", (json_int_t)req_now_ms(), "depth", 1,
-                            "prev_events", "auth_events");
+                            "origin_server_ts", (json_int_t)ts, "depth", 1, "prev_events",
+                            "auth_events");
     json_arena(&r->arena, pdu);
-    const char *room_id;
+    *room_id = NULL;
     if (!rv->room_id_is_create_hash) {
         char local[19];
         for (int i = 0; i < 18; i++) {
@@ -1209,12 +1235,49 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
             local[i] = (char)(c < 26 ? 'A' + c : 'a' + c - 26);
         }
         local[18] = '\0';
-        room_id = arena_printf(&r->arena, "!%s:%s", local, r->srv->cfg->server_name);
-        json_object_set_new(pdu, "room_id", json_string(room_id));
+        *room_id = arena_printf(&r->arena, "!%s:%s", local, r->srv->cfg->server_name);
+        json_object_set_new(pdu, "room_id", json_string(*room_id));
     }
     if (rv->event_format == EVENT_FORMAT_V1) {
         json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
     }
+    return pdu;
+}
+
+/*
+ * Publishes a room being created in the cache under its ID, unless a room
+ * already has that ID: one in the database, or one being created whose
+ * create event is not written yet. Returns 0, -ERR_CONFLICT when the ID
+ * is taken, or a negative ERR_*.
+ */
+static int room_reserve(struct req *r, struct room *room)
+{
+    struct rooms *rs = r->srv->rooms;
+    if (r->db) {
+        struct store_room row;
+        int rc = store_room_get(r->db, &r->arena, room->room_id, &row);
+        if (rc != -ERR_NOT_FOUND) {
+            return rc == 0 ? -ERR_CONFLICT : rc;
+        }
+    }
+    pthread_mutex_lock(&rs->map_mu);
+    bool taken = map_has(&rs->by_id, str_from(room->room_id));
+    if (!taken) {
+        map_put(&rs->by_id, str_from(room->room_id), room);
+    }
+    pthread_mutex_unlock(&rs->map_mu);
+    return taken ? -ERR_CONFLICT : 0;
+}
+
+int room_create(struct req *r, const struct room_version *rv, const char *creator,
+                const json_t *creation_content, const char **room_id_out)
+{
+    json_t *content = creation_content ? json_deep_copy(creation_content) : json_object();
+    json_arena(&r->arena, content);
+    if (!rv->implicit_room_creator) {
+        json_object_set_new(content, "creator", json_string(creator));
+    }
+    json_object_set_new(content, "room_version", json_string(rv->id));
 
     struct room *room = xcalloc(1, sizeof(*room));
     pthread_mutex_init(&room->mu, NULL);
@@ -1222,31 +1285,67 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
     map_init(&room->pending_txns);
     room->rv = rv;
     room->ext = xcalloc(1, sizeof(*room->ext));
+    /* Held from publication to the queued create event, so nobody sees
+     * the room without it. */
+    pthread_mutex_lock(&room->mu);
 
+    /*
+     * The ID must be new. From v12 on it is the create event's hash, and
+     * the only entropy in that event is its millisecond timestamp: one
+     * user creating rooms with the same content in the same millisecond
+     * (concurrent requests) builds the same event. Such a room is not
+     * stored twice: the event moves a few milliseconds on, by a random
+     * step so that requests colliding together do not collide again, and
+     * gets a new ID. Before v12 a collision of the random IDs is retried
+     * the same way.
+     */
+    const char *room_id = NULL;
     const struct event *ev = NULL;
     char *canonical = NULL;
-    int rc = finish_and_check(r, room, pdu, &ev, &canonical);
-    if (rc == 0 && rv->room_id_is_create_hash &&
-        event_compute_room_id(rv, pdu, &r->arena, &room_id) != 0) {
-        rc = req_fail(r, -ERR_UNKNOWN, "Cannot derive the room ID");
-    }
-    if (rc == 0) {
+    json_t *pdu = NULL;
+    int64_t ts = req_now_ms();
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        if (attempt > 0) {
+            ts += 1 + randombytes_uniform(4u << attempt);
+        }
+        pdu = create_pdu(r, rv, creator, content, ts, &room_id);
+        rc = finish_and_check(r, room, pdu, &ev, &canonical);
+        if (rc == 0 && rv->room_id_is_create_hash &&
+            event_compute_room_id(rv, pdu, &r->arena, &room_id) != 0) {
+            rc = req_fail(r, -ERR_UNKNOWN, "Cannot derive the room ID");
+        }
+        if (rc < 0) {
+            break;
+        }
+        free(room->room_id);
         room->room_id = xstrdup(room_id);
-        /* The job points at the row until it is written: keep it in the arena. */
-        struct store_room *row = ARENA_NEW(&r->arena, struct store_room);
-        row->room_id = (char *)room_id;
-        row->room_version = (char *)rv->id;
-        row->created_ts = req_now_ms();
-        enqueue(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, row);
+        rc = room_reserve(r, room);
+        if (rc == 0) {
+            break;
+        }
+        if (rc != -ERR_CONFLICT) {
+            rc = req_fail(r, rc, NULL);
+            break;
+        }
+        LOG_DEBUG("room", "room ID %s is taken, building the create event again", room_id);
+        if (attempt + 1 == ROOM_CREATE_ATTEMPTS) {
+            rc = req_fail(r, -ERR_UNKNOWN, "Could not find a free room ID");
+            break;
+        }
     }
     if (rc < 0) {
+        pthread_mutex_unlock(&room->mu);
         room_free(room);
         return rc;
     }
-    struct rooms *rs = r->srv->rooms;
-    pthread_mutex_lock(&rs->map_mu);
-    map_put(&rs->by_id, str_from(room->room_id), room);
-    pthread_mutex_unlock(&rs->map_mu);
+    /* The job points at the row until it is written: keep it in the arena. */
+    struct store_room *row = ARENA_NEW(&r->arena, struct store_room);
+    row->room_id = (char *)room_id;
+    row->room_version = (char *)rv->id;
+    row->created_ts = req_now_ms();
+    enqueue(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, row);
+    pthread_mutex_unlock(&room->mu);
     *room_id_out = room_id;
     return 0;
 }

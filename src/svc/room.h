@@ -98,7 +98,10 @@ int room_wait_durable(struct req *r, int (*done)(struct req *r));
  * Creates a room of version `rv` with `creator` and sends its
  * m.room.create event (content from `creation_content`, borrowed, may be
  * NULL; "creator" added for v1-v10, "room_version" always). Returns 0 and
- * the new room ID (arena) or a negative ERR_* with the error set.
+ * the new room ID (arena) or a negative ERR_* with the error set. The ID
+ * is never one in use: when it is (v12 IDs are the create event's hash,
+ * so one user's identical creates in one millisecond collide), the event
+ * is rebuilt a few milliseconds later.
  */
 int room_create(struct req *r, const struct room_version *rv, const char *creator,
                 const json_t *creation_content, const char **room_id);

@@ -21,6 +21,11 @@ struct ratelimit;
 struct rooms;
 struct nonces;
 struct notify;
+struct push;
+struct streams;
+struct presence;
+struct typing;
+struct lazy_members;
 
 struct srv {
     struct config *cfg;
@@ -34,6 +39,11 @@ struct srv {
     struct rooms *rooms;      /* room cache and event persistence (svc/room.h) */
     struct nonces *nonces;    /* shared-secret registration nonces (svc/nonce.h) */
     struct notify *notify;    /* wake-ups of parked long polls (svc/notify.h) */
+    struct push *push;        /* push rules and push actions (svc/push.h) */
+    struct streams *streams;  /* /sync stream positions (svc/streams.h) */
+    struct presence *presence; /* presence of local users (svc/presence.h) */
+    struct typing *typing;    /* typing notifications (svc/typing.h) */
+    struct lazy_members *lazy_members; /* lazy-loaded members sent per device */
     int64_t start_ts;         /* ms since the epoch */
     atomic_bool stopping;     /* set once shutdown begins */
 };

@@ -292,10 +292,14 @@ static void user_duplicate(void **state)
     assert_int_equal(store_user_create(c, "@bob:test", "second", true, false, 2),
                      -ERR_USER_IN_USE);
 
-    /* Inside a transaction too; after a rollback the connection still works. */
+    /* Inside a transaction too; after a rollback the connection still works.
+     * The database's own message stays on the connection for logs. */
     assert_int_equal(store_begin(c), 0);
+    assert_string_equal(store_conn_error(c), "");
     assert_int_equal(store_user_create(c, "@bob:test", "third", false, false, 3),
                      -ERR_USER_IN_USE);
+    const char *why = store_conn_error(c);
+    assert_true(strstr(why, "UNIQUE") || strstr(why, "unique"));
     assert_int_equal(store_rollback(c), 0);
 
     struct arena a;

@@ -26,7 +26,8 @@
     X(test_redact)     \
     X(test_authrules)  \
     X(test_stateres)   \
-    X(test_nonce)
+    X(test_nonce)      \
+    X(test_pushrules)
 
 #define UNIT_DECLARE(name) int name(void);
 UNIT_GROUPS(UNIT_DECLARE)

@@ -88,6 +88,11 @@ json_t *client__state_event(struct req *r, const json_t *pdu);
  * event. A database failure is logged and leaves the events unbundled.
  */
 void client__bundle_aggregations(struct req *r, json_t *events);
+/* Send-side checks of content["m.relates_to"] (relations.c): same-room
+ * parents, duplicate annotations, threads from relations. 0 or the 400
+ * failure set on r. */
+int client__check_relation(struct req *r, const char *room_id, const char *type,
+                           const json_t *content);
 
 /* 0 when r->auth.user_id is joined to the room; otherwise the
  * M_FORBIDDEN failure (also for unknown rooms). */
@@ -109,8 +114,75 @@ int client__room_event(struct req *r, const char *room_id, const char *event_id,
  * Returns 0, or the M_NOT_FOUND "Room not found" failure or the store
  * failure, set on r. */
 int client__known_room(struct req *r, const char *room_id, struct store_room *room);
-/* Parses a /messages stream token "s<N>" into N; false when malformed. */
+/* Parses a /messages stream token "s<N>" (or a /sync token "s<N>_<M>...")
+ * into N; false when malformed. */
 bool client__parse_stream_token(const char *s, int64_t *out);
+
+/* ---- history visibility and read access (visibility.c) ---- */
+
+enum client_access_kind {
+    CLIENT_ACCESS_JOINED,   /* joined now: everything, current state */
+    CLIENT_ACCESS_DEPARTED, /* left (not forgotten): up to the leave, state at the leave */
+    CLIENT_ACCESS_PEEK,     /* not joined, room world_readable now: current state */
+};
+
+struct client_vis;
+
+/* How r->auth.user_id may read one room, from client__room_access. */
+struct client_room_access {
+    const char *room_id;
+    int64_t room_nid;
+    enum client_access_kind kind;
+    const char *membership;           /* current membership, NULL when none */
+    struct store_event *member_event; /* the current m.room.member event, or NULL */
+    int64_t cap;                      /* highest readable stream ordering (the leave) */
+    struct client_vis *vis;           /* per-request cache, NULL until used */
+};
+
+/*
+ * Decides whether the user may read `room_id` (spec "Room History
+ * Visibility"): joined members, former members who left (up to their
+ * leave, unless they forgot the room), and anyone, guests included, while
+ * the room is world_readable. Fills *acc and returns 0; otherwise the
+ * M_INVALID_PARAM (bad room ID) or M_FORBIDDEN failure set on r.
+ */
+int client__room_access(struct req *r, const char *room_id, struct client_room_access *acc);
+/*
+ * Sets keep[i] for each of evs[0..n): whether the user may see it, by the
+ * history visibility and their membership at that event, within acc->cap.
+ * A few queries per distinct state snapshot, cached in acc for the whole
+ * request. Returns 0 or the store failure set on r.
+ */
+int client__visible_events(struct req *r, struct client_room_access *acc,
+                           const struct store_event *evs, size_t n, bool *keep);
+/* client__visible_events for one event. */
+int client__event_visible(struct req *r, struct client_room_access *acc,
+                          const struct store_event *se, bool *ok);
+/*
+ * The state the access may read as PDUs with "event_id" (an arena-owned
+ * array): the current state, or for former members the state just after
+ * their leave. 0 or the failure set on r.
+ */
+int client__access_state(struct req *r, const struct client_room_access *acc, json_t **pdus);
+/* One entry of that state (arena-owned PDU with "event_id"), *pdu NULL
+ * when absent. 0 or the failure set on r. */
+int client__access_state_event(struct req *r, struct client_room_access *acc,
+                               const char *type, const char *state_key, json_t **pdu);
+/* The room state just after stored event `ev` (NULL: empty), as
+ * client__access_state gives it. 0 or the failure set on r. */
+int client__state_after(struct req *r, const struct store_event *ev, json_t **pdus);
+/*
+ * Appends to `out` the client format of the m.room.member events, in the
+ * state just after `ev`, of the users that are keys of the object `users`
+ * (lazy-loaded members). 0 or the failure set on r.
+ */
+int client__members_after(struct req *r, const struct store_event *ev, const json_t *users,
+                          json_t *out);
+
+struct filter_events;
+/* Reads the `filter` query parameter (a RoomEventFilter in JSON; absent
+ * or empty: no conditions), in room_extras.c. 0 or M_INVALID_PARAM. */
+int client__filter_param(struct req *r, struct filter_events *f);
 
 /*
  * Sends m.room.member for `target` with `membership`, the body's optional
@@ -145,5 +217,54 @@ int client__restricted_join(struct req *r, const char *room_id, json_t **extra);
  */
 int client__check_canonical_alias(struct req *r, const char *room_id, const char *state_key,
                                   const json_t *content);
+
+/* ---- account data and room tags (account_data.c) ---- */
+
+/*
+ * Reads for /sync. Events are {"type", "content"} objects appended to the
+ * caller's JSON array `events`; a range is (since, upto] of
+ * STREAM_ACCOUNT_DATA. With since < 0 (initial sync) every current entry
+ * up to `upto` is given except deleted ones (empty content); incremental
+ * ranges include deletions, so clients learn of them (MSC3391). Each
+ * function is one query and returns 0 or a negative ERR_* (no failure is
+ * set on r).
+ */
+int client__account_data_global(struct req *r, const char *user_id, int64_t since, int64_t upto,
+                                json_t *events);
+/* The room IDs (arena array and strings) whose room account data of the
+ * user changed in (since, upto]; *n may be 0. */
+int client__account_data_rooms_changed(struct req *r, const char *user_id, int64_t since,
+                                       int64_t upto, char ***room_ids, size_t *n);
+/* One room's account data events (m.tag included) changed in (since,
+ * upto], appended to `events`. For many rooms use client__account_data_rooms. */
+int client__account_data_room(struct req *r, const char *user_id, const char *room_id,
+                              int64_t since, int64_t upto, json_t *events);
+/*
+ * The batched form of client__account_data_room for a whole sync: every
+ * room's account data events of the user changed in (since, upto], read
+ * in one query, as *by_room = {room ID: [events]} (arena-owned; rooms
+ * without events are absent; its keys are also the changed rooms).
+ */
+int client__account_data_rooms(struct req *r, const char *user_id, int64_t since, int64_t upto,
+                               json_t **by_room);
+/*
+ * Writes one entry (room_id NULL = global) with its own stream position,
+ * transaction and wake-up of the user's parked syncs; `content` is
+ * borrowed. For server-managed types (m.fully_read from POST
+ * /read_markers, m.push_rules from the push rule endpoints). Call it
+ * outside any transaction. Returns 0 or a negative ERR_* (no failure set
+ * on r).
+ */
+int client__account_data_put(struct req *r, const char *user_id, const char *room_id,
+                             const char *type, json_t *content);
+
+/* ---- receipts (receipts.c) ---- */
+
+struct store_receipt;
+/* Adds one receipt to an m.receipt content object (spec "Receipts"):
+ * {event_id: {type: {user_id: {ts, thread_id?}}}}; other users' private
+ * receipts are left out (`viewer` is who reads it). For /sync and the
+ * legacy sync endpoints. */
+void client__receipt_add(json_t *content, const struct store_receipt *rc, const char *viewer);
 
 #endif

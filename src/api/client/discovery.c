@@ -39,7 +39,10 @@ int client_versions(struct req *r)
     for (size_t i = 0; i < sizeof(spec_versions) / sizeof(spec_versions[0]); i++) {
         json_array_append_new(versions, json_string(spec_versions[i]));
     }
-    return req_json(r, 200, json_pack("{s:o,s:{}}", "versions", versions, "unstable_features"));
+    /* MSC4222 (state_after in /sync, spec v1.16) is served; advertised
+     * under its unstable name until v1.16 can be listed. */
+    return req_json(r, 200, json_pack("{s:o,s:{s:b}}", "versions", versions,
+                                      "unstable_features", "org.matrix.msc4222", 1));
 }
 
 int wellknown_client(struct req *r)

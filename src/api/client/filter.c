@@ -69,8 +69,9 @@ int filter_read_events(const json_t *obj, struct filter_events *f, const char **
         (rc = str_array(obj, "rooms", &f->rooms, why)) ||
         (rc = str_array(obj, "not_rooms", &f->not_rooms, why)) ||
         (rc = opt_bool(obj, "lazy_load_members", &f->lazy_load_members, why)) ||
-        (rc = opt_bool(obj, "include_redundant_members", NULL, why)) ||
-        (rc = opt_bool(obj, "unread_thread_notifications", NULL, why))) {
+        (rc = opt_bool(obj, "include_redundant_members", &f->include_redundant_members, why)) ||
+        (rc = opt_bool(obj, "unread_thread_notifications", &f->unread_thread_notifications,
+                       why))) {
         return rc;
     }
     json_t *cu = json_object_get(obj, "contains_url");
@@ -95,8 +96,12 @@ int filter_read_events(const json_t *obj, struct filter_events *f, const char **
 int filter_read(const json_t *j, struct filter *f, const char **why)
 {
     *f = (struct filter){0};
-    f->timeline.contains_url = f->state.contains_url = -1;
-    f->timeline.limit = f->state.limit = -1;
+    struct filter_events *all[] = {&f->timeline,     &f->state,       &f->ephemeral,
+                                   &f->room_account_data, &f->account_data, &f->presence};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        all[i]->contains_url = -1;
+        all[i]->limit = -1;
+    }
     if (!json_is_object(j)) {
         *why = "filter";
         return -ERR_BAD_JSON;
@@ -111,9 +116,8 @@ int filter_read(const json_t *j, struct filter *f, const char **why)
         *why = "event_format";
         return -ERR_BAD_JSON;
     }
-    struct filter_events unused;
-    if ((rc = filter_read_events(json_object_get(j, "account_data"), &unused, why)) ||
-        (rc = filter_read_events(json_object_get(j, "presence"), &unused, why))) {
+    if ((rc = filter_read_events(json_object_get(j, "account_data"), &f->account_data, why)) ||
+        (rc = filter_read_events(json_object_get(j, "presence"), &f->presence, why))) {
         return rc;
     }
     json_t *room = json_object_get(j, "room");
@@ -129,8 +133,9 @@ int filter_read(const json_t *j, struct filter *f, const char **why)
         (rc = opt_bool(room, "include_leave", &f->include_leave, why)) ||
         (rc = filter_read_events(json_object_get(room, "timeline"), &f->timeline, why)) ||
         (rc = filter_read_events(json_object_get(room, "state"), &f->state, why)) ||
-        (rc = filter_read_events(json_object_get(room, "ephemeral"), &unused, why)) ||
-        (rc = filter_read_events(json_object_get(room, "account_data"), &unused, why))) {
+        (rc = filter_read_events(json_object_get(room, "ephemeral"), &f->ephemeral, why)) ||
+        (rc = filter_read_events(json_object_get(room, "account_data"), &f->room_account_data,
+                                 why))) {
         return rc;
     }
     return 0;

@@ -18,11 +18,14 @@ struct filter_events {
     int contains_url;                    /* -1: either; 0/1: without/with content.url */
     long long limit;                     /* -1 when absent */
     bool lazy_load_members;
+    bool include_redundant_members;
+    bool unread_thread_notifications;
 };
 
 /* A Filter as /sync applies it. */
 struct filter {
-    struct filter_events timeline, state;
+    struct filter_events timeline, state, ephemeral, room_account_data;
+    struct filter_events account_data, presence; /* top level (EventFilter) */
     const json_t *rooms, *not_rooms; /* room.rooms / room.not_rooms */
     const json_t *event_fields;
     bool include_leave;

@@ -8,8 +8,11 @@
  * M_NOT_FOUND, as are deactivated accounts. Only the owner changes a
  * profile, and guests only their display name (spec "Guest Access").
  *
- * Not yet done: propagating display name and avatar changes into the
- * user's room memberships and presence (needs rooms).
+ * A change of displayname or avatar_url is propagated (spec "Events on
+ * change of profile information") as a new m.room.member join event in
+ * every room the user is joined to, sent like any local event through
+ * svc/room; a room that refuses it is logged and skipped, never failing
+ * the profile change. Presence propagation waits for presence.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +21,10 @@
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "core/id.h"
 #include "store/store.h"
+#include "svc/room.h"
 #include "svc/srv.h"
 
 #define PROFILE_MAX_BYTES 65536   /* the whole profile must stay under 64 KiB */
@@ -176,6 +181,90 @@ static int check_change(struct req *r)
     return 0;
 }
 
+/* ---- propagation into rooms ---- */
+
+/*
+ * The user's member event content in one room, rewritten for the stored
+ * profile `p`: the other keys kept, "displayname" and "avatar_url" set or
+ * removed, the keys of the earlier join itself (reason, the authorising
+ * user of a restricted join) dropped. NULL when the user is not joined
+ * there or nothing would change. Arena-owned.
+ */
+static json_t *updated_member(struct req *r, const char *room_id, const struct store_profile *p)
+{
+    json_t *pdu = NULL;
+    if (room_state_event(r, room_id, "m.room.member", r->auth.user_id, &pdu) != 0 || !pdu) {
+        return NULL;
+    }
+    json_arena(&r->arena, pdu);
+    const json_t *old = json_get_obj(pdu, "content");
+    const char *m = json_get_str(old, "membership");
+    if (!m || strcmp(m, "join") != 0) {
+        return NULL;
+    }
+    json_t *c = json_arena(&r->arena, json_deep_copy(old));
+    json_object_del(c, "reason");
+    json_object_del(c, "join_authorised_via_users_server");
+    if (p->displayname) {
+        json_object_set_new(c, "displayname", json_string(p->displayname));
+    } else {
+        json_object_del(c, "displayname");
+    }
+    if (p->avatar_url) {
+        json_object_set_new(c, "avatar_url", json_string(p->avatar_url));
+    } else {
+        json_object_del(c, "avatar_url");
+    }
+    return json_equal(c, old) ? NULL : c;
+}
+
+/*
+ * Sends the updated member event into each joined room. A room that
+ * refuses it (or fails) is logged and left as it was; the events sent are
+ * awaited by the caller with room_wait_durable.
+ */
+static void propagate(struct req *r)
+{
+    struct store_profile p = {0};
+    int rc = store_profile_get(r->db, &r->arena, r->auth.user_id, &p);
+    if (rc < 0 && rc != -ERR_NOT_FOUND) {
+        LOG_WARN("profile", "profile not propagated: %s", err_message(rc));
+        return;
+    }
+    char **rooms = NULL;
+    size_t n = 0;
+    rc = store_user_rooms(r->db, &r->arena, r->auth.user_id, "join", &rooms, &n);
+    if (rc < 0) {
+        LOG_WARN("profile", "profile not propagated: %s", err_message(rc));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *content = updated_member(r, rooms[i], &p);
+        if (!content) {
+            continue;
+        }
+        struct room_event_in in = {.room_id = rooms[i],
+                                   .sender = r->auth.user_id,
+                                   .type = "m.room.member",
+                                   .state_key = r->auth.user_id,
+                                   .content = content};
+        struct room_event_out out;
+        if (room_send(r, &in, &out) != 0) {
+            LOG_WARN("profile", "member event not updated in %s: %s", rooms[i],
+                     err_message(r->err));
+            r->err = 0; /* the profile change itself stands */
+        }
+    }
+}
+
+/* Whether a change of profile key `key` reaches the member events. */
+static bool propagated_key(const char *key)
+{
+    return strcmp(key, "displayname") == 0 || strcmp(key, "avatar_url") == 0;
+}
+
+static int answer_empty(struct req *r) { return req_json(r, 200, json_object()); }
+
 /* ---- handlers ---- */
 
 int client_profile_get(struct req *r)
@@ -244,7 +333,10 @@ int client_profile_field_put(struct req *r)
     if (rc) {
         return rc;
     }
-    return req_json(r, 200, json_object());
+    if (propagated_key(r->param[1].p)) {
+        propagate(r);
+    }
+    return room_wait_durable(r, answer_empty);
 }
 
 int client_profile_field_delete(struct req *r)
@@ -266,5 +358,8 @@ int client_profile_field_delete(struct req *r)
     if (rc) {
         return rc;
     }
-    return req_json(r, 200, json_object());
+    if (propagated_key(r->param[1].p)) {
+        propagate(r);
+    }
+    return room_wait_durable(r, answer_empty);
 }

@@ -7,8 +7,10 @@
  * events adds under unsigned["m.relations"].
  *
  * The relations index (schema 005) is written by svc/room when an event
- * is stored. Reading requires current membership, as elsewhere in the
- * room endpoints. Tokens are the stream tokens of /messages ("s<N>"), so
+ * is stored. Reading follows history visibility (visibility.c), as
+ * elsewhere in the room endpoints: the parent must be visible, and
+ * children and thread roots the user may not see are left out. Tokens
+ * are the stream tokens of /messages ("s<N>"), so
  * a /messages token can start a /relations page as the spec allows.
  */
 #include <stdlib.h>
@@ -292,7 +294,8 @@ int client_relations(struct req *r)
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
     const char *rel_type = r->n_params > 2 ? r->param[2].p : NULL;
     const char *event_type = r->n_params > 3 ? r->param[3].p : NULL;
-    int rc = client__require_joined_room(r, room_id);
+    struct client_room_access acc;
+    int rc = client__room_access(r, room_id, &acc);
     if (rc) {
         return rc;
     }
@@ -329,6 +332,14 @@ int client_relations(struct req *r)
     if (rc) {
         return rc;
     }
+    bool visible;
+    rc = client__event_visible(r, &acc, &parent, &visible);
+    if (rc) {
+        return rc;
+    }
+    if (!visible) {
+        return req_fail(r, -ERR_NOT_FOUND, "Event not found");
+    }
 
     struct store_event *evs = NULL;
     size_t n = 0;
@@ -350,6 +361,13 @@ int client_relations(struct req *r)
             return req_fail(r, rc, NULL);
         }
     }
+    /* Children the user may not see are left out of the page; the
+     * tokens still count them, so paging goes on past them. */
+    bool *keep = arena_alloc(&r->arena, (n + 1) * sizeof(*keep));
+    rc = client__visible_events(r, &acc, evs, n, keep);
+    if (rc) {
+        return rc;
+    }
     json_t *chunk = json_array();
     bool more = n > (size_t)limit;
     int64_t last = from;
@@ -359,7 +377,7 @@ int client_relations(struct req *r)
             break;
         }
         last = evs[i].stream_ordering;
-        json_t *ev = client__stored_event(r, &evs[i]);
+        json_t *ev = keep[i] ? client__stored_event(r, &evs[i]) : NULL;
         if (ev) {
             json_array_append_new(chunk, ev);
         }
@@ -399,7 +417,8 @@ int client_relations(struct req *r)
 int client_threads(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = client__require_joined_room(r, room_id);
+    struct client_room_access acc;
+    int rc = client__room_access(r, room_id, &acc);
     if (rc) {
         return rc;
     }
@@ -431,9 +450,16 @@ int client_threads(struct req *r)
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
+    /* Roots the user may not see are left out (history visibility). */
     json_t *chunk = json_array();
     for (size_t i = 0; i < n && i < (size_t)limit; i++) {
-        json_t *ev = client__stored_event(r, &roots[i].root);
+        bool visible;
+        rc = client__event_visible(r, &acc, &roots[i].root, &visible);
+        if (rc) {
+            json_decref(chunk);
+            return rc;
+        }
+        json_t *ev = visible ? client__stored_event(r, &roots[i].root) : NULL;
         if (ev) {
             json_array_append_new(chunk, ev);
         }
@@ -448,4 +474,87 @@ int client_threads(struct req *r)
                                 (long long)(roots[limit - 1].latest_stream - 1))));
     }
     return req_json(r, 200, body);
+}
+
+/* ---- checks on sending ---- */
+
+/* Longest annotation key accepted, in characters, as Synapse. */
+#define ANNOTATION_KEY_MAX 500
+
+/*
+ * Refuses relations a client should not send (spec "Forming relationships
+ * between events", "Avoiding duplicate annotations", "Validation of
+ * m.thread relationships"; Synapse's behaviour where the spec is silent):
+ * the parent must be in the sender's room (a parent unknown here is
+ * accepted only while other events of the room already relate to it), an
+ * m.annotation needs a key and may not repeat a live annotation of the
+ * same sender, type and key (M_DUPLICATE_ANNOTATION), and a thread cannot
+ * start from an event that has a relation itself. Senders who are not
+ * joined are left to the auth rules, so nothing is said about events of
+ * rooms they cannot see. Returns 0 or the 400 failure set on r.
+ */
+int client__check_relation(struct req *r, const char *room_id, const char *type,
+                           const json_t *content)
+{
+    const json_t *rel = json_get_obj(content, "m.relates_to");
+    const char *rel_type = rel ? json_get_str(rel, "rel_type") : NULL;
+    const char *parent_id = rel ? json_get_str(rel, "event_id") : NULL;
+    if (!rel_type || !parent_id) {
+        return 0; /* no relation (a reply's m.in_reply_to is not one) */
+    }
+    const char *membership = NULL;
+    if (room_membership(r, room_id, r->auth.user_id, &membership) != 0 ||
+        !streq(membership, "join")) {
+        return 0;
+    }
+    struct store_room room;
+    struct store_event parent;
+    int rc = store_room_get(r->db, &r->arena, room_id, &room);
+    if (rc == 0) {
+        rc = store_event_get(r->db, &r->arena, parent_id, &parent);
+    }
+    if (rc == 0 && (parent.room_nid != room.nid)) {
+        return req_fail(r, -ERR_BAD_REQUEST, "Relations must be in the same room");
+    }
+    bool known = rc == 0 && parent.json && !parent.rejected;
+    if (rc == -ERR_NOT_FOUND || (rc == 0 && !known)) {
+        rc = store_relation_target_known(r->db, parent_id, room.nid);
+        if (rc == -ERR_NOT_FOUND) {
+            return req_fail(r, -ERR_BAD_REQUEST, "Can't send relation to unknown event");
+        }
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    if (streq(rel_type, "m.annotation")) {
+        const char *key = json_get_str(rel, "key");
+        if (!key) {
+            return req_fail(r, -ERR_BAD_REQUEST, "Missing aggregation key");
+        }
+        size_t chars = 0;
+        for (const char *k = key; *k; k++) {
+            chars += ((unsigned char)*k & 0xC0) != 0x80;
+        }
+        if (chars > ANNOTATION_KEY_MAX) {
+            return req_fail(r, -ERR_BAD_REQUEST, "Aggregation key is too long");
+        }
+        rc = store_annotation_exists(r->db, parent_id, type, r->auth.user_id, key);
+        if (rc == 0) {
+            return req_fail(r, -ERR_DUPLICATE_ANNOTATION, "Can't send the same reaction twice");
+        }
+        return rc == -ERR_NOT_FOUND ? 0 : req_fail(r, rc, NULL);
+    }
+    if (streq(rel_type, "m.thread") && known) {
+        /* Module "Threading": a parent with m.relates_to.rel_type is
+         * itself a child, and threads do not nest. A redacted parent has
+         * lost its relation and may start one. */
+        json_error_t e;
+        json_t *pdu = json_arena(&r->arena, json_loads(parent.json, 0, &e));
+        const json_t *prel = json_get_obj(json_get_obj(pdu, "content"), "m.relates_to");
+        if (prel && json_get_str(prel, "rel_type") && json_get_str(prel, "event_id")) {
+            return req_fail(r, -ERR_BAD_REQUEST,
+                            "Cannot start threads from an event with a relation");
+        }
+    }
+    return 0;
 }

@@ -4,8 +4,9 @@
  * (/context), the event closest to a timestamp, forgetting rooms,
  * knocking, and the server's part in restricted joins.
  *
- * Like rooms.c, reading needs current membership; history visibility for
- * past members arrives with sync. Tokens are the /messages stream tokens
+ * Like rooms.c, reading follows history visibility (visibility.c): the
+ * event of /context and of timestamp_to_event must be visible to the
+ * user, and the events around it are filtered. Tokens are the /messages stream tokens
  * "s<N>" (the position just after the event with stream ordering N).
  *
  * Forgetting is recorded per user and lasts until the user's membership
@@ -38,9 +39,8 @@ static bool streq(const char *a, const char *b) { return a && b && strcmp(a, b) 
 
 /* ---- GET /rooms/{roomId}/context/{eventId} ---- */
 
-/* Parses the `filter` query parameter (a JSON RoomEventFilter; absent
- * means no filtering). Returns 0 or the M_INVALID_PARAM failure. */
-static int filter_parse(struct req *r, struct filter_events *f)
+/* The `filter` query parameter of /context and /messages (client.h). */
+int client__filter_param(struct req *r, struct filter_events *f)
 {
     const char *s = req_query(r, "filter");
     const char *why = NULL;
@@ -57,13 +57,15 @@ static int filter_parse(struct req *r, struct filter_events *f)
     return req_fail(r, -ERR_INVALID_PARAM, "'filter' is not a valid RoomEventFilter");
 }
 
-/* Appends the client format of stored events that pass the filter, and
- * each sender to `senders` (for lazy-loaded members). */
-static void append_events(struct req *r, json_t *out, const struct store_event *evs, size_t n,
-                          const struct filter_events *f, json_t *senders)
+/* Appends the client format of stored events that the user may see
+ * (keep[i]) and that pass the filter, and each sender to `senders` (for
+ * lazy-loaded members). */
+static void append_events(struct req *r, json_t *out, const struct store_event *evs,
+                          const bool *keep, size_t n, const struct filter_events *f,
+                          json_t *senders)
 {
     for (size_t i = 0; i < n; i++) {
-        json_t *ev = client__stored_event(r, &evs[i]);
+        json_t *ev = keep[i] ? client__stored_event(r, &evs[i]) : NULL;
         if (!ev) {
             continue;
         }
@@ -82,15 +84,19 @@ static void append_events(struct req *r, json_t *out, const struct store_event *
 /*
  * The events before and after an event, split as Synapse does (half the
  * limit before, rounded down, the rest after), with "start" and "end"
- * tokens that continue in /messages backwards and forwards. "state" is the
- * room's current state rather than the state at the last event returned
- * (the spec's wording); with lazy_load_members it keeps only the member
- * events of the returned events' senders.
+ * tokens that continue in /messages backwards and forwards. The event
+ * must be visible to the user (else 404) and the events around it are
+ * filtered by history visibility (visibility.c). "state" is the state the
+ * user may read (the current state, or a former member's state at the
+ * leave) rather than the state at the last event returned (the spec's
+ * wording); with lazy_load_members it keeps only the member events of the
+ * returned events' senders.
  */
 int client_context(struct req *r)
 {
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
-    int rc = client__require_joined_room(r, room_id);
+    struct client_room_access acc;
+    int rc = client__room_access(r, room_id, &acc);
     if (rc) {
         return rc;
     }
@@ -107,7 +113,7 @@ int client_context(struct req *r)
         }
     }
     struct filter_events filter;
-    rc = filter_parse(r, &filter);
+    rc = client__filter_param(r, &filter);
     if (rc) {
         return rc;
     }
@@ -117,7 +123,12 @@ int client_context(struct req *r)
     if (rc) {
         return rc;
     }
-    if (target.stream_ordering <= 0) {
+    bool visible;
+    rc = client__event_visible(r, &acc, &target, &visible);
+    if (rc) {
+        return rc;
+    }
+    if (target.stream_ordering <= 0 || !visible) {
         return req_fail(r, -ERR_NOT_FOUND, "Event not found");
     }
     json_t *event = client__stored_event(r, &target);
@@ -141,6 +152,15 @@ int client_context(struct req *r)
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
+    bool *keep_before = arena_alloc(&r->arena, (n_before + 1) * sizeof(bool));
+    bool *keep_after = arena_alloc(&r->arena, (n_after + 1) * sizeof(bool));
+    rc = client__visible_events(r, &acc, before, n_before, keep_before);
+    if (!rc) {
+        rc = client__visible_events(r, &acc, after, n_after, keep_after);
+    }
+    if (rc) {
+        return rc;
+    }
     /* Tokens from what was read, not what the filter kept, so paging on
      * continues after it: backwards from "start" gives the events older
      * than the oldest read, forwards from "end" those newer than the
@@ -154,8 +174,8 @@ int client_context(struct req *r)
         json_object_set_new(senders, target_sender, json_true());
     }
     json_t *events_before = json_array(), *events_after = json_array();
-    append_events(r, events_before, before, n_before, &filter, senders);
-    append_events(r, events_after, after, n_after, &filter, senders);
+    append_events(r, events_before, before, keep_before, n_before, &filter, senders);
+    append_events(r, events_after, after, keep_after, n_after, &filter, senders);
     json_t *served = json_arena(&r->arena, json_array());
     json_array_append(served, event);
     json_array_extend(served, events_before);
@@ -163,13 +183,12 @@ int client_context(struct req *r)
     client__bundle_aggregations(r, served);
 
     json_t *pdus = NULL;
-    rc = room_state_all(r, room_id, &pdus);
-    if (rc < 0) {
+    rc = client__access_state(r, &acc, &pdus);
+    if (rc) {
         json_decref(events_before);
         json_decref(events_after);
-        return req_fail(r, rc, NULL);
+        return rc;
     }
-    json_arena(&r->arena, pdus);
     json_t *state = json_array();
     size_t i;
     json_t *pdu;
@@ -220,16 +239,26 @@ int client_timestamp_to_event(struct req *r)
         return req_fail(r, -ERR_INVALID_PARAM, "'dir' must be 'f' or 'b'");
     }
     bool forwards = dir[0] == 'f';
-    rc = client__require_joined(r, room_id);
+    struct client_room_access acc;
+    rc = client__room_access(r, room_id, &acc);
     if (rc) {
         return rc;
     }
-    struct store_room room;
     char *event_id = NULL;
     int64_t event_ts = 0;
-    rc = store_room_get(r->db, &r->arena, room_id, &room);
+    rc = store_event_at_ts(r->db, &r->arena, acc.room_nid, ts, forwards, &event_id, &event_ts);
     if (rc == 0) {
-        rc = store_event_at_ts(r->db, &r->arena, room.nid, ts, forwards, &event_id, &event_ts);
+        /* An event the user may not see is as good as none. */
+        struct store_event se;
+        bool visible = false;
+        rc = store_event_get(r->db, &r->arena, event_id, &se);
+        if (rc == 0) {
+            rc = client__event_visible(r, &acc, &se, &visible);
+            if (rc) {
+                return rc;
+            }
+            rc = visible ? 0 : -ERR_NOT_FOUND;
+        }
     }
     if (rc == -ERR_NOT_FOUND) {
         return req_fail(r, -ERR_NOT_FOUND, "Unable to find event from %lld in %s direction", ts,

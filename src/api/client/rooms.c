@@ -5,14 +5,16 @@
  * /messages. Every event goes through svc/room's room_send, so it is a
  * full, signed PDU authorised by the core's rules.
  *
- * Reading requires current membership for now; history visibility rules
- * (reading as a past member, world_readable rooms) arrive with sync.
+ * Reading goes through visibility.c: joined members, former members (up
+ * to their leave) and anyone in a world_readable room, each event filtered
+ * by the history visibility in force at it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/client/client.h"
+#include "api/client/filter.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/json.h"
@@ -20,11 +22,20 @@
 #include "core/id.h"
 #include "core/roomver.h"
 #include "store/store.h"
+#include "svc/presence.h"
 #include "svc/room.h"
 #include "svc/srv.h"
 
 #define MESSAGES_DEFAULT_LIMIT 10
 #define MESSAGES_MAX_LIMIT 1000
+/* Events one /messages request examines at most: MESSAGES_SCAN_BASE plus
+ * MESSAGES_SCAN_PER_EVENT per event asked for, never over
+ * MESSAGES_SCAN_MAX; and the batch read at once when filters or
+ * visibility may leave events out. */
+#define MESSAGES_SCAN_BASE 100
+#define MESSAGES_SCAN_PER_EVENT 10
+#define MESSAGES_SCAN_MAX 2000
+#define MESSAGES_BATCH 50
 
 /* ---- serving events ---- */
 
@@ -145,23 +156,6 @@ int client__known_room(struct req *r, const char *room_id, struct store_room *ro
     return rc < 0 ? req_fail(r, rc, NULL) : 0;
 }
 
-/* The current state of a room the user is joined to, as PDUs in an
- * arena-owned array; 0 or the failure set on r. */
-static int joined_state(struct req *r, const char *room_id, json_t **pdus)
-{
-    int rc = client__require_joined_room(r, room_id);
-    if (rc) {
-        return rc;
-    }
-    *pdus = NULL;
-    rc = room_state_all(r, room_id, pdus);
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
-    }
-    json_arena(&r->arena, *pdus);
-    return 0;
-}
-
 /* ---- sending ---- */
 
 static int send_state(struct req *r, const char *room_id, const char *type,
@@ -226,6 +220,10 @@ int client_send(struct req *r)
         }
         return do_redact(r, room_id, target, txn);
     }
+    rc = client__check_relation(r, room_id, type, r->json);
+    if (rc) {
+        return rc;
+    }
     struct room_event_in in = {.room_id = room_id,
                                .sender = r->auth.user_id,
                                .type = type,
@@ -235,6 +233,9 @@ int client_send(struct req *r)
     rc = room_send(r, &in, &out);
     if (rc) {
         return rc;
+    }
+    if (r->srv->presence) {
+        presence_on_activity(r->srv->presence, r->auth.user_id); /* sending is activity */
     }
     r->result = out.event_id;
     return room_wait_durable(r, answer_event_id);
@@ -262,23 +263,25 @@ int client_state_put(struct req *r)
 
 /* ---- reading state and events ---- */
 
+/* State reads follow client__room_access: the current state for members
+ * and world_readable peekers, the state at their leave for former members. */
 int client_state_get(struct req *r)
 {
     const char *room_id = r->param[0].p, *type = r->param[1].p;
     const char *state_key = r->n_params > 2 ? r->param[2].p : "";
-    int rc = client__require_joined_room(r, room_id);
+    struct client_room_access acc;
+    int rc = client__room_access(r, room_id, &acc);
     if (rc) {
         return rc;
     }
     json_t *pdu = NULL;
-    rc = room_state_event(r, room_id, type, state_key, &pdu);
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
+    rc = client__access_state_event(r, &acc, type, state_key, &pdu);
+    if (rc) {
+        return rc;
     }
     if (!pdu) {
         return req_fail(r, -ERR_NOT_FOUND, "No %s state with key '%s'", type, state_key);
     }
-    json_arena(&r->arena, pdu);
     const char *format = req_query(r, "format");
     if (format && strcmp(format, "event") == 0) {
         return req_json(r, 200, client__state_event(r, pdu));
@@ -288,8 +291,12 @@ int client_state_get(struct req *r)
 
 int client_state_all(struct req *r)
 {
+    struct client_room_access acc;
     json_t *pdus;
-    int rc = joined_state(r, r->param[0].p, &pdus);
+    int rc = client__room_access(r, r->param[0].p, &acc);
+    if (!rc) {
+        rc = client__access_state(r, &acc, &pdus);
+    }
     if (rc) {
         return rc;
     }
@@ -300,10 +307,13 @@ int client_state_all(struct req *r)
     return req_json(r, 200, out);
 }
 
+/* An event the user may not see is "not found" (spec GET /event: "not
+ * found or you do not have permission to read this event"). */
 int client_event_get(struct req *r)
 {
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
-    int rc = client__require_joined_room(r, room_id);
+    struct client_room_access acc;
+    int rc = client__room_access(r, room_id, &acc);
     if (rc) {
         return rc;
     }
@@ -312,6 +322,14 @@ int client_event_get(struct req *r)
     rc = client__room_event(r, room_id, event_id, &se, &room);
     if (rc) {
         return rc;
+    }
+    bool visible;
+    rc = client__event_visible(r, &acc, &se, &visible);
+    if (rc) {
+        return rc;
+    }
+    if (!visible) {
+        return req_fail(r, -ERR_NOT_FOUND, "Event not found");
     }
     json_t *ev = client__stored_event(r, &se);
     if (!ev) {
@@ -328,6 +346,9 @@ int client_event_get(struct req *r)
  * in the opposite direction, returns that page again, and "start" of a
  * backwards page from now, paged forwards, returns what was sent since.
  * An empty token counts as absent (as Synapse does; nio sends from=).
+ * A /sync token ("s<N>" followed by "_<M>" parts for the other streams)
+ * is accepted too and means its event position N (spec: prev_batch and
+ * next_batch of /sync may be used with /messages and /members?at=).
  */
 bool client__parse_stream_token(const char *s, int64_t *out)
 {
@@ -336,86 +357,213 @@ bool client__parse_stream_token(const char *s, int64_t *out)
     }
     char *end;
     long long v = strtoll(s + 1, &end, 10);
-    if (*end || end == s + 1 || v < 0) {
+    if (end == s + 1 || v < 0) {
+        return false;
+    }
+    while (*end == '_') {
+        const char *part = end + 1;
+        long long other = strtoll(part, &end, 10);
+        if (end == part || other < 0) {
+            return false;
+        }
+    }
+    if (*end) {
         return false;
     }
     *out = v;
     return true;
 }
 
+/* The parameters of one /messages page. */
+struct page {
+    bool backwards;
+    int64_t from; /* backwards: events <= from; forwards: events > from */
+    int64_t to;   /* -1: none; else stop before passing it */
+    long limit;
+};
+
+/* Whether stream position `so` lies beyond the page's `to` bound or the
+ * reader's cap (nothing further that way may be served). */
+static bool page_beyond(const struct page *p, const struct client_room_access *acc, int64_t so)
+{
+    if (p->to >= 0 && (p->backwards ? so <= p->to : so > p->to)) {
+        return true;
+    }
+    return !p->backwards && so > acc->cap;
+}
+
+/*
+ * Fills `chunk` with up to p->limit events the user may see and that pass
+ * the filter, reading the room in batches. At most a budget of events
+ * (see MESSAGES_SCAN_BASE) is examined, so a filter or visibility rule
+ * that hides most of a long room still answers quickly; *last is the position of the last
+ * event examined (where the next page continues) and *exhausted tells that
+ * nothing further can be served in this direction. kept[] receives the
+ * stored form of the events put in the chunk.
+ */
+static int page_read(struct req *r, struct client_room_access *acc, const struct page *p,
+                     const struct filter_events *f, json_t *chunk, struct store_event *kept,
+                     int64_t *last, bool *exhausted)
+{
+    size_t have = 0, scanned = 0;
+    size_t budget = MESSAGES_SCAN_BASE + MESSAGES_SCAN_PER_EVENT * (size_t)p->limit;
+    if (budget > MESSAGES_SCAN_MAX) {
+        budget = MESSAGES_SCAN_MAX;
+    }
+    int64_t pos = p->from;
+    bool restrict_ = filter_events_restrict(f) || acc->kind != CLIENT_ACCESS_JOINED;
+    *last = p->from;
+    *exhausted = false;
+    while (have < (size_t)p->limit && !*exhausted && scanned < budget) {
+        /* One more than needed tells whether the history goes on; when
+         * events may be filtered out, read larger batches. */
+        long want = p->limit - (long)have + 1;
+        if (restrict_ && want < MESSAGES_BATCH) {
+            want = MESSAGES_BATCH;
+        }
+        if (want > (long)(budget - scanned) + 1) {
+            want = (long)(budget - scanned) + 1;
+        }
+        /* The store reads strictly before or after its bound. */
+        int64_t bound = p->backwards ? (pos < INT64_MAX ? pos + 1 : pos) : pos;
+        struct store_event *evs = NULL;
+        size_t n = 0;
+        int rc = store_room_events(r->db, &r->arena, acc->room_nid, bound, p->backwards,
+                                   (int)want, &evs, &n);
+        if (rc < 0) {
+            return req_fail(r, rc, NULL);
+        }
+        bool *ok = arena_alloc(&r->arena, (n ? n : 1) * sizeof(*ok));
+        rc = client__visible_events(r, acc, evs, n, ok);
+        if (rc) {
+            return rc;
+        }
+        size_t i = 0;
+        for (; i < n && have < (size_t)p->limit && scanned < budget; i++) {
+            if (page_beyond(p, acc, evs[i].stream_ordering)) {
+                *exhausted = true;
+                break;
+            }
+            pos = *last = evs[i].stream_ordering;
+            scanned++;
+            if (!ok[i]) {
+                continue;
+            }
+            json_t *ev = client__stored_event(r, &evs[i]);
+            if (!ev) {
+                continue;
+            }
+            if (!filter_events_pass(f, ev)) {
+                json_decref(ev);
+                continue;
+            }
+            json_array_append_new(chunk, ev);
+            kept[have++] = evs[i];
+        }
+        if (i == n && n < (size_t)want) {
+            *exhausted = true; /* the store has nothing further */
+        }
+    }
+    return 0;
+}
+
+/*
+ * GET /rooms/{roomId}/messages (spec "Getting events for a room"): events
+ * the user may see (client__room_access, client__visible_events) that
+ * pass the RoomEventFilter of `filter`, between `from` and `to`. "end" is
+ * present unless nothing further can be served in this direction, also
+ * when the filter or visibility left the page short or empty. With
+ * lazy_load_members, "state" holds the m.room.member events of the
+ * chunk's senders as of its first event (as Synapse; redundant members
+ * are always sent).
+ */
 int client_messages(struct req *r)
 {
     const char *room_id = r->param[0].p;
-    int rc = client__require_joined_room(r, room_id);
+    struct client_room_access acc;
+    int rc = client__room_access(r, room_id, &acc);
     if (rc) {
         return rc;
     }
     const char *dir = req_query(r, "dir");
-    bool backwards = !dir || strcmp(dir, "b") == 0;
+    struct page p = {.backwards = !dir || strcmp(dir, "b") == 0, .to = -1};
     if (dir && strcmp(dir, "b") != 0 && strcmp(dir, "f") != 0) {
         return req_fail(r, -ERR_INVALID_PARAM, "'dir' must be 'b' or 'f'");
     }
-    int64_t from = backwards ? rooms_stream_pos(r->srv->rooms) : 0;
+    p.from = p.backwards ? rooms_stream_pos(r->srv->rooms) : 0;
     const char *from_s = req_query(r, "from");
-    if (from_s && *from_s && !client__parse_stream_token(from_s, &from)) {
+    if (from_s && *from_s && !client__parse_stream_token(from_s, &p.from)) {
         return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'from' token");
     }
-    int64_t to = -1;
     const char *to_s = req_query(r, "to");
-    if (to_s && *to_s && !client__parse_stream_token(to_s, &to)) {
+    if (to_s && *to_s && !client__parse_stream_token(to_s, &p.to)) {
         return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'to' token");
     }
-    long limit = MESSAGES_DEFAULT_LIMIT;
+    p.limit = MESSAGES_DEFAULT_LIMIT;
     const char *limit_s = req_query(r, "limit");
     if (limit_s) {
         char *end;
-        limit = strtol(limit_s, &end, 10);
-        if (*end || limit < 0) {
+        p.limit = strtol(limit_s, &end, 10);
+        if (*end || end == limit_s || p.limit < 0) {
             return req_fail(r, -ERR_INVALID_PARAM, "'limit' must be a non-negative integer");
         }
-        if (limit > MESSAGES_MAX_LIMIT) {
-            limit = MESSAGES_MAX_LIMIT;
-        }
     }
-    struct store_room room;
-    rc = store_room_get(r->db, &r->arena, room_id, &room);
-    if (rc < 0) {
-        return req_fail(r, rc, NULL);
+    struct filter_events f;
+    rc = client__filter_param(r, &f);
+    if (rc) {
+        return rc;
     }
-    struct store_event *evs = NULL;
-    size_t n = 0;
-    if (limit > 0) {
-        /* The store reads strictly before or after its bound. */
-        int64_t bound = backwards ? (from < INT64_MAX ? from + 1 : from) : from;
-        rc = store_room_events(r->db, &r->arena, room.nid, bound, backwards, (int)limit, &evs,
-                               &n);
-        if (rc < 0) {
-            return req_fail(r, rc, NULL);
-        }
+    if (f.limit >= 0 && f.limit < p.limit) {
+        p.limit = (long)f.limit;
     }
+    if (p.limit > MESSAGES_MAX_LIMIT) {
+        p.limit = MESSAGES_MAX_LIMIT;
+    }
+    /* A former member pages from their leave at the latest. */
+    if (p.backwards && p.from > acc.cap) {
+        p.from = acc.cap;
+    }
+
     json_t *chunk = json_array();
-    int64_t last = from;
-    for (size_t i = 0; i < n; i++) {
-        if (to >= 0 && (backwards ? evs[i].stream_ordering <= to : evs[i].stream_ordering > to)) {
-            break;
+    struct store_event *kept = arena_alloc(&r->arena, (size_t)(p.limit ? p.limit : 1) *
+                                                          sizeof(*kept));
+    int64_t last = p.from;
+    bool exhausted = true;
+    if (p.limit > 0) {
+        rc = page_read(r, &acc, &p, &f, chunk, kept, &last, &exhausted);
+        if (rc) {
+            json_decref(chunk);
+            return rc;
         }
-        json_t *ev = client__stored_event(r, &evs[i]);
-        if (!ev) {
-            continue;
-        }
-        json_array_append_new(chunk, ev);
-        last = evs[i].stream_ordering;
     }
     client__bundle_aggregations(r, chunk);
     json_t *body = json_object();
     json_object_set_new(body, "chunk", chunk);
     json_object_set_new(body, "start",
-                        json_string(arena_printf(&r->arena, "s%lld", (long long)from)));
-    /* "end" is omitted when there are no more events in this direction. */
-    if (json_array_size(chunk) == (size_t)limit && limit > 0) {
+                        json_string(arena_printf(&r->arena, "s%lld", (long long)p.from)));
+    if (!exhausted) {
         json_object_set_new(body, "end", json_string(arena_printf(
                                              &r->arena, "s%lld",
-                                             (long long)(backwards ? last - 1 : last))));
+                                             (long long)(p.backwards ? last - 1 : last))));
+    }
+    if (f.lazy_load_members && json_array_size(chunk) > 0) {
+        json_t *senders = json_arena(&r->arena, json_object());
+        size_t i;
+        json_t *ev;
+        json_array_foreach(chunk, i, ev)
+        {
+            const char *sender = json_get_str(ev, "sender");
+            if (sender) {
+                json_object_set_new(senders, sender, json_true());
+            }
+        }
+        json_t *state = json_array();
+        json_object_set_new(body, "state", state);
+        rc = client__members_after(r, &kept[0], senders, state);
+        if (rc) {
+            json_decref(body);
+            return rc;
+        }
     }
     return req_json(r, 200, body);
 }
@@ -618,12 +766,56 @@ int client_joined_rooms(struct req *r)
     return req_json(r, 200, json_pack("{s:o}", "joined_rooms", arr));
 }
 
-/* Member events of the current state, filtered per spec "GET members".
- * The "at" token is accepted but the current state is served for now. */
+/*
+ * The state a member list is read from: with `at` (a /sync or /messages
+ * token), the state just after the room's last event at or before that
+ * position (never past a former member's leave); otherwise the state the
+ * access may read. The current state serves when nothing happened since
+ * `at`. Arena-owned array of PDUs; 0 or the failure set on r.
+ */
+static int members_state(struct req *r, struct client_room_access *acc, json_t **pdus)
+{
+    const char *at_s = req_query(r, "at");
+    int64_t at;
+    if (!at_s || !*at_s) {
+        return client__access_state(r, acc, pdus);
+    }
+    if (!client__parse_stream_token(at_s, &at)) {
+        return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'at' token");
+    }
+    if (at > acc->cap) {
+        at = acc->cap;
+    }
+    struct store_event *later = NULL;
+    size_t n_later = 0;
+    int rc = store_room_events(r->db, &r->arena, acc->room_nid, at, false, 1, &later, &n_later);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    if (n_later == 0) {
+        return client__access_state(r, acc, pdus);
+    }
+    struct store_event ev;
+    rc = store_event_at_stream(r->db, &r->arena, acc->room_nid, at, &ev);
+    if (rc == -ERR_NOT_FOUND) {
+        return client__state_after(r, NULL, pdus);
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    return client__state_after(r, &ev, pdus);
+}
+
+/* Member events of the readable state (see members_state), filtered per
+ * spec "GET /rooms/{roomId}/members" by membership and not_membership. */
 int client_members(struct req *r)
 {
+    struct client_room_access acc;
     json_t *pdus;
-    int rc = joined_state(r, r->param[0].p, &pdus);
+    int rc = client__room_access(r, r->param[0].p, &acc);
+    if (!rc) {
+        rc = members_state(r, &acc, &pdus);
+    }
     if (rc) {
         return rc;
     }
@@ -647,10 +839,16 @@ int client_members(struct req *r)
     return req_json(r, 200, json_pack("{s:o}", "chunk", chunk));
 }
 
+/* Joined members of the readable state: now, or at a former member's
+ * leave. */
 int client_joined_members(struct req *r)
 {
+    struct client_room_access acc;
     json_t *pdus;
-    int rc = joined_state(r, r->param[0].p, &pdus);
+    int rc = client__room_access(r, r->param[0].p, &acc);
+    if (!rc) {
+        rc = client__access_state(r, &acc, &pdus);
+    }
     if (rc) {
         return rc;
     }
@@ -751,6 +949,117 @@ static const json_t *trusted_creators(struct req *r, const json_t *creation,
     return c;
 }
 
+/* A power level: an integer, or before v10 a string holding one. */
+static bool initial_level(const struct room_version *rv, const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (rv->integer_power_levels || !json_is_string(v) || json_string_length(v) == 0) {
+        return false;
+    }
+    char *end;
+    long long n = strtoll(json_string_value(v), &end, 10);
+    *out = n;
+    return *end == '\0';
+}
+
+/* The level power levels `pl` require to send state of `type`. */
+static int64_t initial_state_level(const struct room_version *rv, const json_t *pl,
+                                   const char *type)
+{
+    int64_t v = 50;
+    if (!initial_level(rv, json_object_get(json_get_obj(pl, "events"), type), &v)) {
+        initial_level(rv, json_object_get(pl, "state_default"), &v);
+    }
+    return v;
+}
+
+/*
+ * Refuses, before anything is stored, power levels that would stop
+ * createRoom halfway (spec "createRoom": M_INVALID_ROOM_STATE when the
+ * state the request implies is invalid). Room version 12: no creator
+ * (the sender and creation_content's additional_creators) may be listed
+ * in "users" of the merged levels or of an initial_state m.room.power_levels
+ * (auth rule: creators' power is infinite, never listed). Earlier
+ * versions: the creator's level under the merged levels must allow the
+ * state events and invites the request goes on to send (Synapse refuses
+ * an override whose "users" leaves the creator out for this reason).
+ */
+static int check_initial_power(struct req *r, const struct room_version *rv, const char *creator,
+                               const json_t *creation, const json_t *pl,
+                               const json_t *initial_state, bool has_alias)
+{
+    const json_t *users = json_object_get(pl, "users");
+    if (users && !json_is_object(users)) {
+        return req_fail(r, -ERR_INVALID_ROOM_STATE, "Power levels 'users' must be an object");
+    }
+    size_t i;
+    json_t *v;
+    if (rv->privileged_creators) {
+        const json_t *lists[8] = {users};
+        size_t n_lists = 1;
+        json_array_foreach(initial_state, i, v)
+        {
+            const char *sk = json_get_str(v, "state_key");
+            if (n_lists < 8 && strcmp(json_get_str(v, "type"), "m.room.power_levels") == 0 &&
+                (!sk || !*sk)) {
+                lists[n_lists++] = json_object_get(json_get_obj(v, "content"), "users");
+            }
+        }
+        const json_t *extra = json_object_get(creation, "additional_creators");
+        for (size_t k = 0; k < n_lists; k++) {
+            const char *bad = json_object_get(lists[k], creator) ? creator : NULL;
+            json_array_foreach(extra, i, v)
+            {
+                if (!bad && json_is_string(v) && json_object_get(lists[k], json_string_value(v))) {
+                    bad = json_string_value(v);
+                }
+            }
+            if (bad) {
+                return req_fail(r, -ERR_INVALID_ROOM_STATE,
+                                "Room creators cannot appear in power levels 'users' in room "
+                                "version %s: %s",
+                                rv->id, bad);
+            }
+        }
+        return 0;
+    }
+    int64_t mine = 0;
+    if (!initial_level(rv, json_object_get(users, creator), &mine)) {
+        initial_level(rv, json_object_get(pl, "users_default"), &mine);
+    }
+    const char *needs[] = {"m.room.join_rules", "m.room.history_visibility",
+                           "m.room.guest_access", has_alias ? "m.room.canonical_alias" : NULL,
+                           json_get_str(r->json, "name") ? "m.room.name" : NULL,
+                           json_get_str(r->json, "topic") ? "m.room.topic" : NULL};
+    for (size_t k = 0; k < sizeof(needs) / sizeof(needs[0]); k++) {
+        if (needs[k] && mine < initial_state_level(rv, pl, needs[k])) {
+            return req_fail(r, -ERR_INVALID_ROOM_STATE,
+                            "The power levels leave you unable to send %s", needs[k]);
+        }
+    }
+    json_array_foreach(initial_state, i, v)
+    {
+        const char *type = json_get_str(v, "type");
+        if (mine < initial_state_level(rv, pl, type)) {
+            return req_fail(r, -ERR_INVALID_ROOM_STATE,
+                            "The power levels leave you unable to send %s", type);
+        }
+        if (strcmp(type, "m.room.power_levels") == 0) {
+            break; /* later events are judged by those levels */
+        }
+    }
+    int64_t invite = 0;
+    initial_level(rv, json_object_get(pl, "invite"), &invite);
+    if (json_array_size(json_object_get(r->json, "invite")) > 0 && mine < invite) {
+        return req_fail(r, -ERR_INVALID_ROOM_STATE,
+                        "The power levels leave you unable to invite");
+    }
+    return 0;
+}
+
 int client_create_room(struct req *r)
 {
     const json_t *body = r->json;
@@ -827,24 +1136,29 @@ int client_create_room(struct req *r)
     if (trusted && rv->privileged_creators && json_array_size(invite) > 0) {
         creation = trusted_creators(r, creation, creator, invite);
     }
+    /* The power levels, with the override merged over the defaults; v12
+     * trusted invitees are additional creators, never listed in users. */
+    bool invitees_100 = trusted && !rv->privileged_creators;
+    json_t *pl =
+        json_arena(&r->arena, default_power_levels(rv, creator, invitees_100 ? invite : NULL));
+    if (pl_override) {
+        json_object_update(pl, (json_t *)pl_override);
+    }
+    int rc = check_initial_power(r, rv, creator, creation, pl, initial_state, alias != NULL);
+    if (rc) {
+        return rc;
+    }
 
     /* 1. m.room.create */
     const char *room_id;
-    int rc = room_create(r, rv, creator, creation, &room_id);
+    rc = room_create(r, rv, creator, creation, &room_id);
     if (rc) {
         return rc;
     }
     /* 2. the creator joins */
     rc = client__set_membership(r, room_id, creator, "join", NULL);
-    /* 3. power levels, with the override merged over the defaults */
+    /* 3. power levels */
     if (!rc) {
-        /* v12 trusted invitees are additional creators, never listed in users. */
-        bool invitees_100 = trusted && !rv->privileged_creators;
-        json_t *pl = json_arena(&r->arena, default_power_levels(rv, creator,
-                                                                 invitees_100 ? invite : NULL));
-        if (pl_override) {
-            json_object_update(pl, (json_t *)pl_override);
-        }
         rc = send_state(r, room_id, "m.room.power_levels", "", pl, NULL);
     }
     /* 4. canonical alias */

@@ -1,11 +1,13 @@
 /*
  * GET /sync and the filter endpoints (spec "Syncing", "Filtering").
  *
- * Tokens. next_batch is "s<N>": N is the event stream position the answer
- * covers (events committed with stream ordering <= N). Positions are
- * persistent, so a token survives restarts, and "s<N>" is also a valid
- * /messages token. Streams added later (receipts, account data, to-device)
- * append "_<M>" parts; this parser already accepts and ignores them.
+ * Tokens. next_batch carries a position per stream (svc/streams.h):
+ * "s<events>_<receipts>_<account_data>_<typing>_<to_device>_
+ * <device_lists>_<presence>". Persistent streams survive restarts and the
+ * typing stream restarts above every earlier position, so old tokens keep
+ * working; "s<N>" alone (a /messages token, or a token from before the
+ * other streams) reads the missing parts as 0. prev_batch tokens are
+ * "s<N>" event positions, as /messages takes them.
  *
  * An answer is computed from the stream position P read first:
  *   - the user's memberships (current m.room.member per room, with the
@@ -21,12 +23,18 @@
  *     full_state and newly joined rooms, else the last state event per key
  *     of the gap between `since` and the timeline when events were left
  *     out (and of the whole range when a timeline filter hides some).
- * Not yet applied: history visibility (as in /messages), transaction IDs
- * in unsigned, receipts, typing, account data, presence, to-device.
+ *   - with use_state_after (spec v1.16, MSC4222) the `state_after`
+ *     section replaces `state`: the state at the end of the timeline,
+ *     so it may repeat state events the timeline holds;
+ *   - a joined room also appears when only its ephemeral events (typing,
+ *     receipts since the token) or its account data changed; global
+ *     account data goes to the top-level section.
  *
  * Long polls. When an incremental sync finds nothing and has a timeout,
  * the request is parked in svc/notify under the user and its joined
- * rooms, holding no thread; a relevant commit re-runs this handler on a
+ * rooms with its token, holding no thread; a change on any stream above
+ * the token (an event, receipt, typing, account data, presence) under
+ * the user or one of those rooms re-runs this handler on a
  * worker, the deadline or shutdown answer it with an empty response.
  */
 #include <jansson.h>
@@ -40,9 +48,14 @@
 #include "base/json.h"
 #include "base/map.h"
 #include "store/store.h"
+#include "svc/lazy_members.h"
 #include "svc/notify.h"
+#include "svc/presence.h"
+#include "svc/push.h"
 #include "svc/room.h"
 #include "svc/srv.h"
+#include "svc/streams.h"
+#include "svc/typing.h"
 
 #define SYNC_DEFAULT_LIMIT 10
 #define SYNC_MAX_LIMIT 500
@@ -50,6 +63,7 @@
 #define SYNC_SCAN_MAX 2000 /* events examined per timeline before giving up on a filter */
 #define SYNC_HEROES 5
 #define SYNC_RETRIES 8
+#define SYNC_PUSH_WAIT_MS 50 /* longest wait for the push actions of new events */
 
 /* ---- filters ---- */
 
@@ -171,32 +185,17 @@ static int load_filter(struct req *r, struct sync_filter *f)
 
 /* ---- tokens ---- */
 
-/* "s<N>" with optional "_<M>" parts for streams added later. */
-static bool parse_since(const char *s, int64_t *out)
-{
-    if (!s || s[0] != 's') {
-        return false;
-    }
-    char *end;
-    long long v = strtoll(s + 1, &end, 10);
-    if (end == s + 1 || v < 0) {
-        return false;
-    }
-    while (*end == '_') {
-        const char *part = end + 1;
-        strtoll(part, &end, 10);
-        if (end == part) {
-            return false;
-        }
-    }
-    if (*end) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
+/* A timeline token (prev_batch): the event stream position alone, as
+ * /messages takes it. */
 static json_t *token(int64_t pos) { return json_sprintf("s%lld", (long long)pos); }
+
+/* next_batch: a position per stream (svc/streams.h). */
+static json_t *full_token(const struct stream_token *t)
+{
+    char buf[STREAM_TOKEN_MAX];
+    stream_token_format(t, buf);
+    return json_string(buf);
+}
 
 /* ---- building the answer ---- */
 
@@ -204,16 +203,22 @@ struct sync {
     struct req *r;
     const char *user_id;
     struct sync_filter f;
-    int64_t since; /* -1: initial sync */
-    int64_t pos;
+    int64_t since; /* events stream; -1: initial sync */
+    int64_t pos;   /* events stream position the answer covers */
+    struct stream_token since_tok; /* every stream; zeros for an initial sync */
+    struct stream_token now;       /* every stream's position the answer covers */
+    struct map *receipts;          /* room ID -> m.receipt content changed since */
+    struct map *extra_rooms;       /* rooms with receipts, account data or counts changed */
+    json_t *ad_by_room;            /* room ID -> [account data events] (arena) */
     bool full_state;
+    bool state_after; /* use_state_after: state_after (up to the timeline's end) */
     json_t *join, *invite, *leave, *knock; /* borrowed from the body */
 };
 
 static json_t *events_obj(json_t *events) { return json_pack("{s:o}", "events", events); }
 
-/* The top-level answer with empty sections; next_batch is "s<pos>". */
-static json_t *empty_body(int64_t pos, json_t **join, json_t **invite, json_t **leave,
+/* The top-level answer with empty sections; next_batch is `now`. */
+static json_t *empty_body(const struct stream_token *now, json_t **join, json_t **invite, json_t **leave,
                           json_t **knock)
 {
     json_t *rooms = json_pack("{s:{},s:{},s:{},s:{}}", "join", "invite", "leave", "knock");
@@ -223,7 +228,7 @@ static json_t *empty_body(int64_t pos, json_t **join, json_t **invite, json_t **
         *leave = json_object_get(rooms, "leave");
         *knock = json_object_get(rooms, "knock");
     }
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:{s:[],s:[]},s:{s:i}}", "next_batch", token(pos),
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:{s:[],s:[]},s:{s:i}}", "next_batch", full_token(now),
                      "rooms", rooms, "account_data", events_obj(json_array()), "presence",
                      events_obj(json_array()), "to_device", events_obj(json_array()),
                      "device_lists", "changed", "left", "device_one_time_keys_count",
@@ -268,10 +273,23 @@ static void add_txn_id(struct sync *s, json_t *ev)
  * The newest `limit` events of the room with stream position in
  * (lower, upto] that pass the timeline filter.
  */
-static int load_timeline(struct sync *s, int64_t room_nid, int64_t lower, int64_t upto,
-                         struct timeline *t)
+static int load_timeline(struct sync *s, const struct store_sync_membership *m, int64_t lower,
+                         int64_t upto, struct timeline *t)
 {
     struct req *r = s->r;
+    int64_t room_nid = m->room_nid;
+    /* History visibility (spec "Room History Visibility") matters only for
+     * events up to the user's current membership event: everything after
+     * it happened while joined (or, for a leave, is past `upto`). */
+    struct client_room_access acc = {.room_id = m->room_id,
+                                     .room_nid = m->room_nid,
+                                     .kind = strcmp(m->membership, "join") == 0
+                                                 ? CLIENT_ACCESS_JOINED
+                                                 : CLIENT_ACCESS_DEPARTED,
+                                     .membership = m->membership,
+                                     .cap = upto};
+    struct store_event member_event;
+    bool *keep = NULL;
     int limit = s->f.limit;
     json_t **picked = ARENA_ARRAY(&r->arena, json_t *, (size_t)limit + 1);
     int n_picked = 0;
@@ -286,15 +304,36 @@ static int load_timeline(struct sync *s, int64_t room_nid, int64_t lower, int64_
         size_t n = 0;
         int rc = store_room_events(r->db, &r->arena, room_nid, bound, true, batch, &evs, &n);
         if (rc < 0) {
+        fail:
             for (int i = 0; i < n_picked; i++) {
                 json_decref(picked[i]);
             }
             return rc;
         }
+        if (n && evs[n - 1].stream_ordering <= m->stream_ordering) {
+            if (!acc.member_event && acc.kind != CLIENT_ACCESS_JOINED) {
+                rc = store_event_get(r->db, &r->arena, m->event_id, &member_event);
+                if (rc < 0) {
+                    goto fail;
+                }
+                acc.member_event = &member_event;
+            }
+            keep = ARENA_ARRAY(&r->arena, bool, n);
+            rc = client__visible_events(r, &acc, evs, n, keep);
+            if (rc < 0 || r->err) {
+                rc = rc < 0 ? rc : -ERR_DB; /* the store failed: answer that */
+                goto fail;
+            }
+        } else {
+            keep = NULL;
+        }
         for (size_t i = 0; i < n && !done; i++) {
             if (evs[i].stream_ordering <= lower) {
                 done = true;
                 break;
+            }
+            if (keep && !keep[i]) {
+                continue;
             }
             json_t *ev = client__stored_event(r, &evs[i]);
             if (!ev) {
@@ -359,18 +398,29 @@ static void state_add(struct sync *s, json_t *state, const struct map *needed, j
     json_array_append_new(state, ev);
 }
 
-/* Heroes (spec "Calculating the display name for a room"): up to five
- * joined or invited members other than the user, else those who left. */
-static int cmp_str(const void *a, const void *b)
+/* Heroes (spec "Calculating the display name for a room"): the first
+ * five joined or invited members other than the user by the order their
+ * member events arrived (depth, which grows with each local event), else
+ * those who left. */
+struct hero {
+    const char *user_id;
+    json_int_t depth;
+};
+
+static int cmp_hero(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const struct hero *x = a, *y = b;
+    if (x->depth != y->depth) {
+        return x->depth < y->depth ? -1 : 1;
+    }
+    return strcmp(x->user_id, y->user_id);
 }
 
 static json_t *summary_of(struct sync *s, const json_t *all, struct map *needed)
 {
     size_t n = json_array_size(all);
-    const char **active = ARENA_ARRAY(&s->r->arena, const char *, n + 1);
-    const char **gone = ARENA_ARRAY(&s->r->arena, const char *, n + 1);
+    struct hero *active = ARENA_ARRAY(&s->r->arena, struct hero, n + 1);
+    struct hero *gone = ARENA_ARRAY(&s->r->arena, struct hero, n + 1);
     size_t n_active = 0, n_gone = 0;
     long long joined = 0, invited = 0;
     size_t i;
@@ -390,36 +440,237 @@ static json_t *summary_of(struct sync *s, const json_t *all, struct map *needed)
         if (strcmp(sk, s->user_id) == 0) {
             continue;
         }
+        struct hero h = {sk, json_integer_value(json_object_get(pdu, "depth"))};
         if (is_join || is_invite) {
-            active[n_active++] = sk;
+            active[n_active++] = h;
         } else if (strcmp(m, "leave") == 0 || strcmp(m, "ban") == 0) {
-            gone[n_gone++] = sk;
+            gone[n_gone++] = h;
         }
     }
-    const char **pick = n_active ? active : gone;
+    struct hero *pick = n_active ? active : gone;
     size_t n_pick = n_active ? n_active : n_gone;
-    qsort(pick, n_pick, sizeof(*pick), cmp_str);
+    qsort(pick, n_pick, sizeof(*pick), cmp_hero);
     json_t *heroes = json_array();
     for (size_t k = 0; k < n_pick && k < SYNC_HEROES; k++) {
-        json_array_append_new(heroes, json_string(pick[k]));
-        map_put(needed, str_from(pick[k]), (void *)1);
+        json_array_append_new(heroes, json_string(pick[k].user_id));
+        map_put(needed, str_from(pick[k].user_id), (void *)1);
     }
     return json_pack("{s:o,s:I,s:I}", "m.heroes", heroes, "m.joined_member_count",
                      (json_int_t)joined, "m.invited_member_count", (json_int_t)invited);
 }
 
+/* ---- ephemeral events and room account data ---- */
+
+/* Groups the receipts changed since the token by room (s->receipts). */
+static int load_receipt_changes(struct sync *s)
+{
+    struct req *r = s->r;
+    int64_t after = s->since_tok.pos[STREAM_RECEIPTS], upto = s->now.pos[STREAM_RECEIPTS];
+    if (after >= upto) {
+        return 0;
+    }
+    struct store_receipt *rcs = NULL;
+    size_t n = 0;
+    int rc = store_receipts_between(r->db, &r->arena, after, upto, &rcs, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *content = map_get(s->receipts, str_from(rcs[i].room_id));
+        if (!content) {
+            content = json_arena(&r->arena, json_object());
+            map_put(s->receipts, str_from(rcs[i].room_id), content);
+        }
+        client__receipt_add(content, &rcs[i], s->user_id);
+        if (json_object_size(content)) {
+            map_put(s->extra_rooms, str_from(rcs[i].room_id), (void *)1);
+        }
+    }
+    return rc;
+}
+
+/* Appends `ev` (stolen) to `events` when the filter lets it through. */
+static void add_filtered(json_t *events, const struct filter_events *f, json_t *ev)
+{
+    if (ev && filter_events_pass(f, ev)) {
+        json_array_append_new(events, ev);
+    } else {
+        json_decref(ev);
+    }
+}
+
+/*
+ * The ephemeral events of a joined room: typing and receipts changed
+ * since the token, or (full) the current typists and every receipt.
+ */
+static int room_ephemeral(struct sync *s, const char *room_id, bool full, json_t *events)
+{
+    struct req *r = s->r;
+    const struct filter_events *f = &s->f.f.ephemeral;
+    add_filtered(events, f,
+                 typing_event(r->srv->typing, room_id, full ? -1 : s->since_tok.pos[STREAM_TYPING],
+                              s->now.pos[STREAM_TYPING]));
+    json_t *content = NULL;
+    if (full) {
+        struct store_receipt *rcs = NULL;
+        size_t n = 0;
+        int rc = store_receipts_of_room(r->db, &r->arena, room_id, s->now.pos[STREAM_RECEIPTS],
+                                        &rcs, &n);
+        if (rc < 0) {
+            return rc;
+        }
+        content = json_object();
+        for (size_t i = 0; i < n; i++) {
+            client__receipt_add(content, &rcs[i], s->user_id);
+        }
+    } else {
+        content = json_incref(map_get(s->receipts, str_from(room_id)));
+    }
+    if (content && json_object_size(content)) {
+        add_filtered(events, f, json_pack("{s:s,s:o}", "type", "m.receipt", "content", content));
+    } else {
+        json_decref(content);
+    }
+    return 0;
+}
+
+/*
+ * The room's account data changed since the token, or all of it for a
+ * full entry: from the batch read once per sync (s->ad_by_room), except
+ * for a room that turns full in an incremental sync (a new join).
+ */
+static int room_account_data(struct sync *s, const char *room_id, bool full, json_t *events)
+{
+    struct req *r = s->r;
+    json_t *all = json_object_get(s->ad_by_room, room_id);
+    int rc = 0;
+    if (full && s->since >= 0) {
+        all = json_arena(&r->arena, json_array());
+        rc = client__account_data_room(r, s->user_id, room_id, -1,
+                                       s->now.pos[STREAM_ACCOUNT_DATA], all);
+    }
+    size_t i;
+    json_t *ev;
+    json_array_foreach(all, i, ev) { add_filtered(events, &s->f.f.room_account_data, json_incref(ev)); }
+    return rc < 0 ? rc : 0;
+}
+
+/* Records the member events among `events` as sent to this device
+ * (svc/lazy_members). */
+static void record_members(struct sync *s, const char *room_id, const json_t *events)
+{
+    struct req *r = s->r;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        const char *type = json_get_str(ev, "type");
+        const char *sk = json_get_str(ev, "state_key");
+        const char *id = json_get_str(ev, "event_id");
+        if (type && sk && id && strcmp(type, "m.room.member") == 0) {
+            lazy_members_sent(r->srv->lazy_members, s->user_id, r->auth.device_id, room_id, sk,
+                              id);
+        }
+    }
+}
+
+/* ---- unread counts ---- */
+
+static void counts_add(struct store_push_counts *sum, const struct store_push_counts *c)
+{
+    sum->notify += c->notify;
+    sum->highlight += c->highlight;
+}
+
+static json_t *counts_json(const struct store_push_counts *c)
+{
+    return json_pack("{s:I,s:I}", "highlight_count", (json_int_t)c->highlight,
+                     "notification_count", (json_int_t)c->notify);
+}
+
+/*
+ * unread_notifications (and, when the timeline filter asks for it,
+ * unread_thread_notifications) of a joined room: the push actions of the
+ * events after the user's read receipts (spec "Receiving notifications").
+ * An unthreaded receipt covers every thread; a receipt on "main" or on a
+ * thread root covers that thread only, from the later of the two. Events
+ * before the user's join (`joined_at`) never count (as in Synapse).
+ */
+static int unread_counts(struct sync *s, const char *room_id, int64_t joined_at, json_t *entry)
+{
+    struct req *r = s->r;
+    struct store_receipt *rcs = NULL;
+    size_t n_rcs = 0;
+    int rc = store_receipts_user_room(r->db, &r->arena, s->user_id, room_id, &rcs, &n_rcs);
+    if (rc < 0) {
+        return rc;
+    }
+    int64_t unthreaded = joined_at;
+    for (size_t i = 0; i < n_rcs; i++) {
+        if (!*rcs[i].thread_id && rcs[i].event_stream > unthreaded) {
+            unthreaded = rcs[i].event_stream;
+        }
+    }
+    struct store_push_counts total = {0};
+    struct store_push_thread_counts *threads = NULL;
+    size_t n_threads = 0;
+    rc = store_push_unread_counts(r->db, &r->arena, s->user_id, room_id, unthreaded, &total,
+                                  &threads, &n_threads);
+    if (rc < 0) {
+        return rc;
+    }
+    struct store_push_counts sum = {0}, main = {0};
+    json_t *by_thread = json_object();
+    for (size_t t = 0; t < n_threads; t++) {
+        const char *tid = threads[t].thread_id;
+        struct store_push_counts c = threads[t].counts;
+        int64_t read = unthreaded;
+        for (size_t i = 0; i < n_rcs; i++) {
+            if (strcmp(rcs[i].thread_id, tid ? tid : "main") == 0 && rcs[i].event_stream > read) {
+                read = rcs[i].event_stream;
+            }
+        }
+        if (read > unthreaded) {
+            rc = store_push_unread_thread(r->db, s->user_id, room_id, tid, read, &c);
+            if (rc < 0) {
+                json_decref(by_thread);
+                return rc;
+            }
+        }
+        counts_add(&sum, &c);
+        if (!tid) {
+            main = c;
+        } else if (c.notify || c.highlight) {
+            json_object_set_new(by_thread, tid, counts_json(&c));
+        }
+    }
+    if (s->f.f.timeline.unread_thread_notifications) {
+        json_object_set_new(entry, "unread_notifications", counts_json(&main));
+        json_object_set_new(entry, "unread_thread_notifications", by_thread);
+    } else {
+        json_object_set_new(entry, "unread_notifications", counts_json(&sum));
+        json_decref(by_thread);
+    }
+    return 0;
+}
+
 /*
  * One room of the join or leave section: timeline of (lower, upto], and
- * the state (all of it when `full`, else the gap before the timeline).
- * Sets *out to NULL when an incremental entry turns out to be empty.
+ * the state (all of it when `full`, else the gap before the timeline);
+ * with `joined`, its ephemeral events, and account data for both. An
+ * incremental entry whose room had no events in the range
+ * (`events_changed` false) loads no timeline. Sets *out to NULL when an
+ * incremental entry turns out to be empty.
  */
 static int room_entry(struct sync *s, const struct store_sync_membership *m, int64_t lower,
-                      int64_t upto, bool full, bool joined, json_t **out)
+                      int64_t upto, bool full, bool joined, bool events_changed, json_t **out)
 {
     struct req *r = s->r;
     *out = NULL;
-    struct timeline t;
-    int rc = load_timeline(s, m->room_nid, lower, upto, &t);
+    struct timeline t = {.first_stream = upto + 1};
+    int rc = 0;
+    if (full || events_changed) {
+        rc = load_timeline(s, m, lower, upto, &t);
+    } else {
+        t.events = json_array();
+    }
     if (rc < 0) {
         return rc;
     }
@@ -436,7 +687,7 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
     {
         const char *id = json_get_str(ev, "event_id");
         const char *sender = json_get_str(ev, "sender");
-        if (id) {
+        if (id && !s->state_after) {
             map_put(&in_timeline, str_from(id), (void *)1);
         }
         if (sender) {
@@ -471,14 +722,16 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
             }
             state_add(s, state, &needed, client__state_event(r, pdu));
         }
-    } else if (t.limited || filter_events_restrict(&s->f.f.timeline)) {
+    } else if (s->state_after || t.limited || filter_events_restrict(&s->f.f.timeline)) {
         /* The state changes the timeline does not show, the last event
          * per key: those in the gap before it, and when a filter hides
          * events, those hidden among it too (else the client would never
          * see them; a key whose last change is shown stays out). */
         struct store_event *evs = NULL;
         size_t n = 0;
-        int64_t before = filter_events_restrict(&s->f.f.timeline) ? upto + 1 : t.first_stream;
+        int64_t before = s->state_after || filter_events_restrict(&s->f.f.timeline)
+                             ? upto + 1
+                             : t.first_stream;
         rc = store_sync_state_between(r->db, &r->arena, m->room_nid, lower, before, &evs, &n);
         if (rc < 0) {
             goto out;
@@ -506,6 +759,16 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
         }
         map_release(&last);
     }
+    /* The device's record of lazy-loaded members (svc/lazy_members): what
+     * goes out now is remembered, and incremental syncs leave out what it
+     * has, unless the filter asks for redundant members. */
+    bool skip_redundant = s->f.f.state.lazy_load_members &&
+                          !s->f.f.state.include_redundant_members && r->auth.device_id &&
+                          r->srv->lazy_members;
+    if (skip_redundant) {
+        record_members(s, m->room_id, state);
+        record_members(s, m->room_id, t.events);
+    }
     if (!full && s->f.f.state.lazy_load_members) {
         /* Member events of timeline senders the client may not have. */
         struct map present;
@@ -527,7 +790,10 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
             json_t *pdu = NULL;
             if (room_state_event(r, m->room_id, "m.room.member", sender, &pdu) == 0 && pdu) {
                 const char *id = json_get_str(pdu, "event_id");
-                if (!id || !map_has(&in_timeline, str_from(id))) {
+                if (id && !map_has(&in_timeline, str_from(id)) &&
+                    !(skip_redundant && lazy_members_sent(r->srv->lazy_members, s->user_id,
+                                                          r->auth.device_id, m->room_id,
+                                                          sender, id))) {
                     json_array_append_new(state, client__state_event(r, pdu));
                 }
                 json_decref(pdu);
@@ -543,7 +809,19 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
         json_arena(&r->arena, all);
         summary = json_arena(&r->arena, summary_of(s, all, &needed));
     }
-    if (!full && json_array_size(t.events) == 0 && json_array_size(state) == 0) {
+    json_t *ephemeral = json_arena(&r->arena, json_array());
+    json_t *account_data = json_arena(&r->arena, json_array());
+    if (joined) {
+        rc = room_ephemeral(s, m->room_id, full, ephemeral);
+    }
+    if (rc == 0) {
+        rc = room_account_data(s, m->room_id, full, account_data);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    if (!full && json_array_size(t.events) == 0 && json_array_size(state) == 0 &&
+        json_array_size(ephemeral) == 0 && json_array_size(account_data) == 0) {
         rc = 0;
         goto out;
     }
@@ -556,12 +834,17 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
     int64_t prev = json_array_size(t.events) ? t.first_stream - 1 : upto;
     json_t *timeline = json_pack("{s:O,s:b,s:o}", "events", t.events, "limited", t.limited,
                                  "prev_batch", token(prev));
-    json_t *entry = json_pack("{s:o,s:o,s:{s:[]}}", "timeline", timeline, "state",
-                              events_obj(json_incref(state)), "account_data", "events");
+    json_t *entry = json_pack("{s:o,s:o,s:o}", "timeline", timeline,
+                              s->state_after ? "state_after" : "state",
+                              events_obj(json_incref(state)), "account_data",
+                              events_obj(json_incref(account_data)));
     if (joined) {
-        json_object_set_new(entry, "ephemeral", events_obj(json_array()));
-        json_object_set_new(entry, "unread_notifications",
-                            json_pack("{s:i,s:i}", "highlight_count", 0, "notification_count", 0));
+        json_object_set_new(entry, "ephemeral", events_obj(json_incref(ephemeral)));
+        rc = unread_counts(s, m->room_id, m->stream_ordering, entry);
+        if (rc < 0) {
+            json_decref(entry);
+            goto out;
+        }
         json_object_set_new(entry, "summary", summary ? json_incref(summary) : json_object());
     }
     *out = entry;
@@ -636,10 +919,25 @@ static int cmp_nid(const void *a, const void *b)
 static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, size_t *n_joined)
 {
     struct req *r = s->r;
-    s->pos = rooms_stream_pos(r->srv->rooms);
-    if (s->since > s->pos) {
-        s->since = s->pos; /* a token from the future: start from now */
+    if (r->srv->push) {
+        /* Counts of the events this answer shows: usually a moment away. */
+        push_wait(r->srv->push, rooms_stream_pos(r->srv->rooms), SYNC_PUSH_WAIT_MS);
     }
+    streams_now(r->srv->streams, &s->now);
+    for (int k = 0; k < STREAM_N; k++) {
+        if (s->since_tok.pos[k] > s->now.pos[k]) {
+            s->since_tok.pos[k] = s->now.pos[k]; /* a token from the future: from now */
+        }
+    }
+    s->pos = s->now.pos[STREAM_EVENTS];
+    if (s->since > s->pos) {
+        s->since = s->pos;
+    }
+    bool initial = s->since < 0;
+    map_release(s->receipts);
+    map_release(s->extra_rooms);
+    map_init(s->receipts);
+    map_init(s->extra_rooms);
     struct store_sync_membership *ms = NULL;
     size_t n_ms = 0;
     int rc = store_sync_memberships(r->db, &r->arena, s->user_id, &ms, &n_ms);
@@ -655,6 +953,32 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
         }
         qsort(changed, n_changed, sizeof(*changed), cmp_nid);
     }
+    s->ad_by_room = NULL;
+    rc = client__account_data_rooms(r, s->user_id,
+                                    initial ? -1 : s->since_tok.pos[STREAM_ACCOUNT_DATA],
+                                    s->now.pos[STREAM_ACCOUNT_DATA], &s->ad_by_room);
+    if (rc == 0 && !initial) {
+        rc = load_receipt_changes(s);
+        char **unread = NULL;
+        size_t n_unread = 0;
+        if (rc == 0 && s->since_tok.pos[STREAM_UNREAD] < s->now.pos[STREAM_UNREAD]) {
+            rc = store_push_rooms_changed(r->db, &r->arena, s->user_id,
+                                          s->since_tok.pos[STREAM_UNREAD],
+                                          s->now.pos[STREAM_UNREAD], &unread, &n_unread);
+        }
+        for (size_t i = 0; i < n_unread; i++) {
+            map_put(s->extra_rooms, str_from(unread[i]), (void *)1);
+        }
+        const char *room_id;
+        json_t *v;
+        json_object_foreach(s->ad_by_room, room_id, v)
+        {
+            map_put(s->extra_rooms, str_from(room_id), (void *)1);
+        }
+    }
+    if (rc < 0) {
+        return rc;
+    }
     char **forgotten = NULL;
     size_t n_forgotten = 0;
     rc = store_user_forgotten_rooms(r->db, &r->arena, s->user_id, &forgotten, &n_forgotten);
@@ -663,8 +987,7 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
     }
     *joined = ARENA_ARRAY(&r->arena, char *, n_ms + 1);
     *n_joined = 0;
-    json_t *out = empty_body(s->pos, &s->join, &s->invite, &s->leave, &s->knock);
-    bool initial = s->since < 0;
+    json_t *out = empty_body(&s->now, &s->join, &s->invite, &s->leave, &s->knock);
     int64_t lower = initial ? 0 : s->since;
     for (size_t i = 0; i < n_ms; i++) {
         const struct store_sync_membership *m = &ms[i];
@@ -680,10 +1003,17 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
         json_t *entry = NULL;
         if (strcmp(mb, "join") == 0) {
             bool full = new_membership || s->full_state;
-            if (!full && !nid_in(changed, n_changed, m->room_nid)) {
-                continue;
+            bool events_changed = nid_in(changed, n_changed, m->room_nid);
+            if (!full && !events_changed && !map_has(s->extra_rooms, str_from(m->room_id))) {
+                json_t *typing = typing_event(r->srv->typing, m->room_id,
+                                              s->since_tok.pos[STREAM_TYPING],
+                                              s->now.pos[STREAM_TYPING]);
+                if (!typing) {
+                    continue;
+                }
+                json_decref(typing);
             }
-            rc = room_entry(s, m, lower, s->pos, full, true, &entry);
+            rc = room_entry(s, m, lower, s->pos, full, true, events_changed, &entry);
             if (entry) {
                 json_object_set_new(s->join, m->room_id, entry);
             }
@@ -704,7 +1034,7 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
                 continue;
             }
             rc = room_entry(s, m, lower, m->stream_ordering, initial || s->full_state, false,
-                            &entry);
+                            true, &entry);
             if (entry) {
                 json_object_set_new(s->leave, m->room_id, entry);
             }
@@ -714,14 +1044,56 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
             return rc;
         }
     }
+    json_t *ad = json_object_get(json_object_get(out, "account_data"), "events");
+    json_t *all_ad = json_arena(&r->arena, json_array());
+    rc = client__account_data_global(r, s->user_id,
+                                     initial ? -1 : s->since_tok.pos[STREAM_ACCOUNT_DATA],
+                                     s->now.pos[STREAM_ACCOUNT_DATA], all_ad);
+    size_t k;
+    json_t *ev;
+    bool have_rules = false;
+    json_array_foreach(all_ad, k, ev)
+    {
+        const char *type = json_get_str(ev, "type");
+        have_rules |= type && strcmp(type, "m.push_rules") == 0;
+        add_filtered(ad, &s->f.f.account_data, json_incref(ev));
+    }
+    if (rc == 0 && initial && !have_rules) {
+        /* Initial syncs carry the push rules even when never changed. */
+        json_t *rules = NULL;
+        rc = push_rules_account_data(r->db, s->user_id, &rules);
+        if (rc == 0) {
+            add_filtered(ad, &s->f.f.account_data,
+                         json_pack("{s:s,s:o}", "type", "m.push_rules", "content", rules));
+        }
+    }
+    if (rc < 0) {
+        json_decref(out);
+        return rc;
+    }
+    json_t *pres = json_object_get(json_object_get(out, "presence"), "events");
+    if (rc == 0 && r->srv->presence) {
+        json_t *all_pres = json_arena(&r->arena, json_array());
+        rc = presence_sync_events(r->srv->presence, r, s->user_id,
+                                  initial || s->full_state ? -1 : s->since_tok.pos[STREAM_PRESENCE],
+                                  s->now.pos[STREAM_PRESENCE], all_pres);
+        json_array_foreach(all_pres, k, ev) { add_filtered(pres, &s->f.f.presence, json_incref(ev)); }
+    }
+    if (rc < 0) {
+        json_decref(out);
+        return rc;
+    }
     *empty = json_object_size(s->join) == 0 && json_object_size(s->invite) == 0 &&
-             json_object_size(s->leave) == 0 && json_object_size(s->knock) == 0;
+             json_object_size(s->leave) == 0 && json_object_size(s->knock) == 0 &&
+             json_array_size(ad) == 0 && json_array_size(pres) == 0;
     *body = out;
     return 0;
 }
 
+static void release_map(void *m) { map_release(m); }
+
 /* The notifier's callback: re-run on an event, else answer empty. */
-static void woken(struct req *r, enum notify_why why, int64_t pos)
+static void woken(struct req *r, enum notify_why why, const struct stream_token *pos)
 {
     if (why == NOTIFY_EVENT) {
         req_continue(r, client_sync);
@@ -742,9 +1114,18 @@ int client_sync(struct req *r)
 {
     struct sync s = {.r = r, .user_id = r->auth.user_id, .since = -1};
     const char *since = req_query(r, "since");
-    if (since && *since && !parse_since(since, &s.since)) {
-        return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'since' token");
+    if (since && *since) {
+        if (!stream_token_parse(since, &s.since_tok)) {
+            return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'since' token");
+        }
+        s.since = s.since_tok.pos[STREAM_EVENTS];
     }
+    s.receipts = ARENA_NEW(&r->arena, struct map);
+    s.extra_rooms = ARENA_NEW(&r->arena, struct map);
+    map_init(s.receipts);
+    map_init(s.extra_rooms);
+    arena_defer(&r->arena, release_map, s.receipts);
+    arena_defer(&r->arena, release_map, s.extra_rooms);
     long long timeout_ms = 0;
     const char *timeout = req_query(r, "timeout");
     if (timeout && *timeout) {
@@ -759,9 +1140,23 @@ int client_sync(struct req *r)
     }
     const char *full = req_query(r, "full_state");
     s.full_state = full && strcmp(full, "true") == 0;
+    const char *after = req_query(r, "use_state_after");
+    if (!after) {
+        after = req_query(r, "org.matrix.msc4222.use_state_after");
+    }
+    s.state_after = after && strcmp(after, "true") == 0;
     int rc = load_filter(r, &s.f);
     if (rc) {
         return rc;
+    }
+    const char *set_presence = req_query(r, "set_presence");
+    if (set_presence && strcmp(set_presence, "online") != 0 &&
+        strcmp(set_presence, "offline") != 0 && strcmp(set_presence, "unavailable") != 0) {
+        return req_fail(r, -ERR_INVALID_PARAM,
+                        "'set_presence' must be one of online, offline, unavailable");
+    }
+    if (r->srv->presence) {
+        presence_on_sync(r->srv->presence, r, s.user_id, set_presence);
     }
     int64_t deadline = r->start_ns + (int64_t)timeout_ms * 1000000;
     struct notify *n = r->srv->notify;
@@ -779,13 +1174,13 @@ int client_sync(struct req *r)
             return req_json(r, 200, body);
         }
         json_decref(body);
-        rc = notify_wait(n, r, s.user_id, joined, n_joined, s.pos, deadline, woken);
+        rc = notify_wait(n, r, s.user_id, joined, n_joined, &s.now, deadline, woken);
         if (rc == REQ_PARKED) {
             return REQ_PARKED;
         }
         if (rc < 0) {
             /* Shutting down: answer now. */
-            return req_json(r, 200, empty_body(s.pos, NULL, NULL, NULL, NULL));
+            return req_json(r, 200, empty_body(&s.now, NULL, NULL, NULL, NULL));
         }
         /* Something committed meanwhile: compute again. */
     }

@@ -18,6 +18,13 @@
  *     canonical alias is cleared, since the aliases now point elsewhere.
  * A published old room is unpublished and the new one published.
  *
+ * The old room is touched only once the new one is complete: steps 2-3
+ * (and the new room's canonical alias) are sent and awaited until durable,
+ * and only then does a continuation move the aliases (in one transaction)
+ * and send steps 5-6. A new room that fails part way is reported as the
+ * error and leaves the old room, its aliases and its directory listing as
+ * they were (the half-made new room stays, unreferenced).
+ *
  * Power levels in the new room: the copied content, with values made
  * integers for room versions 10+. In room version 12 creators have
  * infinite power and must not be listed in "users", so they are removed.
@@ -237,6 +244,67 @@ static int answer_upgrade(struct req *r)
     return req_json(r, 200, json_pack("{s:s}", "replacement_room", r->result));
 }
 
+/*
+ * Steps 4-6, run once the new room r->result is complete and durable: the
+ * aliases move, the old room gets its tombstone, loses its canonical alias
+ * and is closed where the caller may. Reads the old room's state afresh.
+ */
+static int retire_old_room(struct req *r)
+{
+    const char *old_id = r->param[0].p, *new_id = r->result;
+    const char *me = r->auth.user_id;
+    const json_t *old_pl = current_content(r, old_id, "m.room.power_levels", "");
+    const json_t *old_canon = current_content(r, old_id, "m.room.canonical_alias", "");
+    int64_t my_level = 0, redact = 0;
+    int rc = room_power(r, old_id, me, &my_level, &redact);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+
+    /* 4. aliases, all or none */
+    json_t *moved = json_arena(&r->arena, json_array());
+    rc = store_begin(r->db);
+    if (rc == 0) {
+        rc = move_aliases(r, old_id, new_id, moved);
+        rc = store_end(r->db, rc);
+    }
+    if (rc) {
+        return r->status ? rc : req_fail(r, rc, NULL);
+    }
+    /* 5. the tombstone */
+    json_t *tomb = json_arena(&r->arena, json_pack("{s:s,s:s}", "body",
+                                                   "This room has been replaced",
+                                                   "replacement_room", new_id));
+    rc = send_state(r, old_id, "m.room.tombstone", "", tomb);
+    /* 6. the old room: its aliases are gone, and it is closed where allowed */
+    if (!rc && old_canon && json_object_size(old_canon) > 0 &&
+        my_level >= state_level(old_pl, "m.room.canonical_alias")) {
+        rc = send_state(r, old_id, "m.room.canonical_alias", "",
+                        json_arena(&r->arena, json_object()));
+    }
+    if (!rc && old_pl) {
+        int64_t target = level_or(old_pl, "users_default", 0) + 1;
+        target = target > 50 ? target : 50;
+        int64_t ev_default = level_or(old_pl, "events_default", 0);
+        int64_t invite = level_or(old_pl, "invite", 0);
+        if ((ev_default < target || invite < target) && my_level >= target &&
+            my_level >= state_level(old_pl, "m.room.power_levels")) {
+            json_t *closed = json_arena(&r->arena, json_deep_copy(old_pl));
+            if (ev_default < target) {
+                json_object_set_new(closed, "events_default", json_integer(target));
+            }
+            if (invite < target) {
+                json_object_set_new(closed, "invite", json_integer(target));
+            }
+            rc = send_state(r, old_id, "m.room.power_levels", "", closed);
+        }
+    }
+    if (rc) {
+        return rc;
+    }
+    return room_wait_durable(r, answer_upgrade);
+}
+
 int client_room_upgrade(struct req *r)
 {
     const char *old_id = r->param[0].p;
@@ -381,16 +449,25 @@ int client_room_upgrade(struct req *r)
         }
     }
 
-    /* 4. aliases */
-    json_t *moved = json_arena(&r->arena, json_array());
-    if (!rc) {
-        rc = move_aliases(r, old_id, new_id, moved);
-    }
+    /* The new room's canonical alias: the old one, limited to the local
+     * aliases that are about to move here (step 4). */
     const json_t *old_canon = current_content(r, old_id, "m.room.canonical_alias", "");
+    json_t *moving = json_arena(&r->arena, json_array());
+    char **aliases = NULL;
+    size_t n_aliases = 0;
+    if (!rc && old_canon && json_object_size(old_canon) > 0) {
+        rc = store_aliases_of_room(r->db, &r->arena, old_id, &aliases, &n_aliases);
+        if (rc < 0) {
+            rc = req_fail(r, rc, NULL);
+        }
+        for (size_t i = 0; !rc && i < n_aliases; i++) {
+            json_array_append_new(moving, json_string(aliases[i]));
+        }
+    }
     if (!rc && old_canon && json_object_size(old_canon) > 0) {
         json_t *canon = json_arena(&r->arena, json_object());
         const char *alias = json_get_str(old_canon, "alias");
-        if (alias && in_list(moved, alias)) {
+        if (alias && in_list(moving, alias)) {
             json_object_set_new(canon, "alias", json_string(alias));
         }
         json_t *alt = json_array();
@@ -398,7 +475,7 @@ int client_room_upgrade(struct req *r)
         json_t *v;
         json_array_foreach(json_object_get(old_canon, "alt_aliases"), i, v)
         {
-            if (json_is_string(v) && in_list(moved, json_string_value(v))) {
+            if (json_is_string(v) && in_list(moving, json_string_value(v))) {
                 json_array_append(alt, v);
             }
         }
@@ -415,40 +492,10 @@ int client_room_upgrade(struct req *r)
         json_object_set_new(json_object_get(pl, "users"), me, json_integer(restore_to));
         rc = send_state(r, new_id, "m.room.power_levels", "", pl);
     }
-
-    /* 5. the tombstone */
-    if (!rc) {
-        json_t *tomb = json_arena(&r->arena, json_pack("{s:s,s:s}", "body",
-                                                       "This room has been replaced",
-                                                       "replacement_room", new_id));
-        rc = send_state(r, old_id, "m.room.tombstone", "", tomb);
-    }
-    /* 6. the old room: its aliases are gone, and it is closed where allowed */
-    if (!rc && old_canon && json_object_size(old_canon) > 0 &&
-        my_level >= state_level(old_pl, "m.room.canonical_alias")) {
-        rc = send_state(r, old_id, "m.room.canonical_alias", "",
-                        json_arena(&r->arena, json_object()));
-    }
-    if (!rc && old_pl) {
-        int64_t target = level_or(old_pl, "users_default", 0) + 1;
-        target = target > 50 ? target : 50;
-        int64_t ev_default = level_or(old_pl, "events_default", 0);
-        int64_t invite = level_or(old_pl, "invite", 0);
-        if ((ev_default < target || invite < target) && my_level >= target &&
-            my_level >= state_level(old_pl, "m.room.power_levels")) {
-            json_t *closed = json_arena(&r->arena, json_deep_copy(old_pl));
-            if (ev_default < target) {
-                json_object_set_new(closed, "events_default", json_integer(target));
-            }
-            if (invite < target) {
-                json_object_set_new(closed, "invite", json_integer(target));
-            }
-            rc = send_state(r, old_id, "m.room.power_levels", "", closed);
-        }
-    }
     if (rc) {
-        return rc;
+        return rc; /* the old room is untouched */
     }
+    /* Steps 4-6 once every event of the new room is durable. */
     r->result = new_id;
-    return room_wait_durable(r, answer_upgrade);
+    return room_wait_durable(r, retire_old_room);
 }
