@@ -242,6 +242,14 @@ int store_conn_open(struct store *s, struct store_conn **out)
     return 0;
 }
 
+int store_conn_set_relaxed(struct store_conn *c)
+{
+    const char *sql = c->store->engine->kind == DB_KIND_PG ? "SET synchronous_commit TO off"
+                                                            : "PRAGMA synchronous=NORMAL";
+    int rc = db_exec(c->db, sql);
+    return rc < 0 ? rc : 0;
+}
+
 void store_conn_close(struct store_conn *c)
 {
     if (c == NULL) {

@@ -35,6 +35,14 @@ void store_close(struct store *s);
 /* Opens a connection for the calling thread. Returns 0 or a negative ERR_*. */
 int store_conn_open(struct store *s, struct store_conn **out);
 void store_conn_close(struct store_conn *c);
+/*
+ * Lets this connection's commits skip waiting for the disk (SQLite
+ * synchronous=NORMAL in WAL mode, PostgreSQL synchronous_commit=off): a
+ * crash or power loss may drop its last commits, never corrupt them. Only
+ * for data that can be lost or rebuilt, such as push actions (derived
+ * from events) and presence; never for events or accounts.
+ */
+int store_conn_set_relaxed(struct store_conn *c);
 
 /*
  * Transactions. Nested begin is an error (assert). store_begin starts a

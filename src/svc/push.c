@@ -657,7 +657,15 @@ static void *push_main(void *arg)
 int push_start(struct push *p, struct store *store)
 {
     int rc = store_conn_open(store, &p->db);
+    if (rc == 0) {
+        /* Push actions derive from stored events: not worth an fsync each
+         * (which would also hold the database's write lock from the event
+         * writer while it waits). */
+        rc = store_conn_set_relaxed(p->db);
+    }
     if (rc < 0) {
+        store_conn_close(p->db);
+        p->db = NULL;
         return rc;
     }
     pthread_mutex_lock(&p->mu);

@@ -31,7 +31,8 @@ needs_sync_wiring = pytest.mark.xfail(
 class User(test_sync.User):
     """test_sync.User with the presence calls. Unlike test_sync.User's, a
     sync here sends no set_presence unless told, so it marks the user
-    online as a client's would; rooms are public."""
+    online as a client's would, and its filter lets every m.presence event
+    through; rooms are public."""
 
     def put_presence(self, content, user_id=None):
         return self.req("PUT", f"{V3}/presence/{q(user_id or self.user_id)}"
@@ -57,9 +58,11 @@ class User(test_sync.User):
     def create_room(self, **body):
         return super().create_room(**{"preset": "public_chat", **body})
 
-    def sync(self, set_presence=None, http_timeout=60, **kw):
+    def sync(self, set_presence=None, http_timeout=60, filter=None, **kw):
         body = super().sync(set_presence=set_presence,
-                            http_timeout=http_timeout, **kw)
+                            http_timeout=http_timeout,
+                            filter={"presence": {}} if filter is None
+                            else filter, **kw)
         assert isinstance(body["presence"]["events"], list), body
         return body
 

@@ -6,11 +6,10 @@ m.fully_read, and typing notifications start, stop and expire. Errors for
 bad receipt types, unknown events, strangers and other users' typing.
 Every test runs on SQLite and PostgreSQL."""
 
-import threading
 import time
 
 from test_rooms import V3, assert_error, q
-from test_sync import User
+from test_sync import User, in_thread
 
 
 def ephemeral(body, room_id, etype):
@@ -128,20 +127,13 @@ def test_receipt_wakes_parked_sync(server):
     alice, bob, room = pair(server)
     ev = alice.send(room)
     since = alice.sync()["next_batch"]
-    result = {}
-
-    def poll():
-        start = time.monotonic()
-        result["body"] = alice.sync(since=since, timeout=20000, http_timeout=40)
-        result["took"] = time.monotonic() - start
-
-    t = threading.Thread(target=poll)
-    t.start()
+    join = in_thread(lambda: alice.sync(since=since, timeout=20000,
+                                        http_timeout=40))
     time.sleep(0.5)
     assert receipt(bob, room, ev).status == 200
-    t.join(30)
-    assert result["took"] < 10, result
-    assert ephemeral(result["body"], room, "m.receipt") is not None
+    body, took = join(30)
+    assert took < 10, took
+    assert ephemeral(body, room, "m.receipt") is not None
 
 
 def test_typing_start_stop_and_expiry(server):
@@ -155,19 +147,14 @@ def test_typing_start_stop_and_expiry(server):
     assert typing(bob, room, True, timeout=30000).status == 200
     assert ephemeral(alice.sync(since=since), room, "m.typing") is None
     # Stopping wakes a parked sync with an empty list.
-    result = {}
-
-    def poll():
-        result["body"] = alice.sync(since=since, timeout=20000, http_timeout=40)
-
-    t = threading.Thread(target=poll)
-    t.start()
+    join = in_thread(lambda: alice.sync(since=since, timeout=20000,
+                                        http_timeout=40))
     time.sleep(0.5)
     assert typing(bob, room, False).status == 200
-    t.join(30)
-    assert ephemeral(result["body"], room, "m.typing")["content"]["user_ids"] == []
+    body, _ = join(30)
+    assert ephemeral(body, room, "m.typing")["content"]["user_ids"] == []
     # A short timeout expires by itself and the sync sees it go.
-    since = result["body"]["next_batch"]
+    since = body["next_batch"]
     assert typing(bob, room, True, timeout=300).status == 200
     body = alice.sync(since=since)
     assert ephemeral(body, room, "m.typing")["content"]["user_ids"] == [bob.user_id]

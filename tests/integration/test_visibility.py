@@ -17,11 +17,17 @@ from test_rooms import V3, User, assert_error, q
 V1 = "/_matrix/client/v1"
 
 
+def set_visibility(user, room, visibility):
+    """Sets the room's history visibility; returns the event ID."""
+    resp = user.put_state(room, "m.room.history_visibility",
+                          {"history_visibility": visibility})
+    assert resp.status == 200, resp
+    return resp.json["event_id"]
+
+
 def hv_room(alice, visibility, **body):
     room = alice.create_room(preset="public_chat", **body)
-    resp = alice.put_state(room, "m.room.history_visibility",
-                           {"history_visibility": visibility})
-    assert resp.status == 200, resp
+    set_visibility(alice, room, visibility)
     return room
 
 
@@ -31,28 +37,27 @@ def messages(user, room, **params):
     return user.messages(room, **params)
 
 
-def message_ids(user, room, **params):
-    """Event IDs of m.room.message events in one /messages page, oldest
-    first whatever the direction."""
+def page(user, room, **params):
+    """The events of one /messages page (up to 100 unless a limit is
+    given), oldest first whatever the direction."""
     params.setdefault("limit", 100)
     resp = messages(user, room, **params)
     assert resp.status == 200, resp
     chunk = resp.json["chunk"]
     if params.get("dir", "b") == "b":
         chunk = list(reversed(chunk))
-    return [e["event_id"] for e in chunk if e["type"] == "m.room.message"]
+    return chunk
+
+
+def message_ids(user, room, **params):
+    """Event IDs of the m.room.message events of one page (see page)."""
+    return [e["event_id"] for e in page(user, room, **params)
+            if e["type"] == "m.room.message"]
 
 
 def all_ids(user, room, **params):
-    """Every event ID of one /messages page, oldest first whatever the
-    direction."""
-    params.setdefault("limit", 100)
-    resp = messages(user, room, **params)
-    assert resp.status == 200, resp
-    chunk = resp.json["chunk"]
-    if params.get("dir", "b") == "b":
-        chunk = list(reversed(chunk))
-    return [e["event_id"] for e in chunk]
+    """Every event ID of one page (see page)."""
+    return [e["event_id"] for e in page(user, room, **params)]
 
 
 def context(user, room, event_id, **params):
@@ -65,11 +70,11 @@ def event(user, room, event_id):
     return user.get(f"{V3}/rooms/{q(room)}/event/{q(event_id)}")
 
 
-def guest(server):
-    resp = server.post(f"{V3}/register?kind=guest", json={})
-    assert resp.status == 200, resp
-    return resp.json["user_id"], {"Authorization":
-                                  f"Bearer {resp.json['access_token']}"}
+def sees_only(user, room, shown, hidden):
+    """user's /messages gives exactly the messages `shown`, and /event
+    refuses the `hidden` one as not found."""
+    assert message_ids(user, room) == shown
+    assert_error(event(user, room, hidden), 404, "M_NOT_FOUND")
 
 
 # ---------------------------------------------------------------------------
@@ -147,8 +152,7 @@ def test_invited_visibility_from_the_invite(server):
     hidden = alice2.send_ok(room2, "while invited")
     assert carol.join(room2).status == 200
     shown = alice2.send_ok(room2, "joined")
-    assert message_ids(carol, room2) == [shown]
-    assert_error(event(carol, room2, hidden), 404, "M_NOT_FOUND")
+    sees_only(carol, room2, [shown], hidden)
 
 
 def test_visibility_change_applies_from_the_change(server):
@@ -156,9 +160,7 @@ def test_visibility_change_applies_from_the_change(server):
     alice, bob = User(server), User(server)
     room = hv_room(alice, "shared")
     shared_msg = alice.send_ok(room, "sent while shared")
-    resp = alice.put_state(room, "m.room.history_visibility",
-                           {"history_visibility": "joined"})
-    hv_change = resp.json["event_id"]
+    hv_change = set_visibility(alice, room, "joined")
     joined_msg = alice.send_ok(room, "sent while joined-only")
     assert bob.join(room).status == 200
     later = alice.send_ok(room, "later")
@@ -193,28 +195,19 @@ def test_world_readable_for_non_members_and_guests(server):
     # Bob is no member: he still cannot send.
     assert_error(bob.send(room), 403, "M_FORBIDDEN")
 
-    gid, gauth = guest(server)
-    resp = server.request("GET", f"{V3}/rooms/{q(room)}/messages?limit=50",
-                          headers=gauth)
-    assert resp.status == 200, resp
-    assert [e["event_id"] for e in reversed(resp.json["chunk"])
-            if e["type"] == "m.room.message"] == msgs
-    resp = server.request("GET", f"{V3}/rooms/{q(room)}/event/{q(msgs[0])}",
-                          headers=gauth)
+    guest = User(server, guest=True)
+    assert message_ids(guest, room, limit=50) == msgs
+    resp = event(guest, room, msgs[0])
     assert resp.status == 200 and resp.json["event_id"] == msgs[0], resp
-    resp = server.request("GET", f"{V3}/rooms/{q(room)}/state/m.room.topic",
-                          headers=gauth)
+    resp = guest.get(f"{V3}/rooms/{q(room)}/state/m.room.topic")
     assert resp.status == 200 and resp.json == {"topic": "open"}, resp
 
     # Once the room stops being world_readable, non-members are out, and a
     # guest with them.
-    assert alice.put_state(room, "m.room.history_visibility",
-                           {"history_visibility": "shared"}).status == 200
+    set_visibility(alice, room, "shared")
     assert_error(messages(bob, room), 403, "M_FORBIDDEN")
     assert_error(bob.get(f"{V3}/rooms/{q(room)}/state"), 403, "M_FORBIDDEN")
-    resp = server.request("GET", f"{V3}/rooms/{q(room)}/messages",
-                          headers=gauth)
-    assert_error(resp, 403, "M_FORBIDDEN")
+    assert_error(guest.messages(room), 403, "M_FORBIDDEN")
 
 
 def test_world_readable_only_covers_its_own_period(server):
@@ -222,12 +215,9 @@ def test_world_readable_only_covers_its_own_period(server):
     alice, bob = User(server), User(server)
     room = hv_room(alice, "joined")
     private = alice.send_ok(room, "private")
-    assert alice.put_state(room, "m.room.history_visibility",
-                           {"history_visibility": "world_readable"}
-                           ).status == 200
+    set_visibility(alice, room, "world_readable")
     public = alice.send_ok(room, "public")
-    assert message_ids(bob, room) == [public]
-    assert_error(event(bob, room, private), 404, "M_NOT_FOUND")
+    sees_only(bob, room, [public], private)
 
 
 def test_non_member_is_forbidden_everywhere(server):
