@@ -5,7 +5,8 @@ Starts the optimised binary on loopback with a throwaway data directory,
 measures idle memory and HTTP figures with bench_http, /send, send-to-/sync
 latency and /messages paging over a long room (--messages N or
 BENCH_MESSAGES, default 100000 events; 0 skips it), memory per parked
-/sync (BENCH_PARKED, default 10000) and initial sync in many busy rooms
+/sync (BENCH_PARKED, default 10000), reads of a room with BENCH_BIG_ROOM
+members (default 10000) and initial sync in many busy rooms
 (BENCH_SYNC_ROOMS x BENCH_SYNC_MEMBERS x BENCH_SYNC_EVENTS, default
 300 x 300 x 100; rooms 0 skips it; see sync_bench.py), then runs the core
 benchmarks (signing, state resolution) when they are built. Benchmarks print

@@ -159,8 +159,62 @@ def initial_sync(port, rooms, members, events):
                   f"{size / 1e6:.1f} MB")
 
 
+def big_room(port, members):
+    """A room with `members` joined members (accounts without passwords):
+    times reading its current state, its members and a member's initial
+    sync with lazy-loaded members."""
+    t0 = time.perf_counter()
+
+    def reg(i):
+        c = Conn(port)
+        st, body = c.call("POST", "/register", {"username": f"big{i}",
+                                                "auth": {"type": "m.login.dummy"}})
+        if st != 200:
+            raise SystemExit(f"register: {st} {body}")
+        return body["access_token"], body["user_id"]
+
+    with ThreadPoolExecutor(8) as ex:
+        accounts = list(ex.map(reg, range(members)))
+    tokens = [a[0] for a in accounts]
+    owner = Conn(port, tokens[0])
+    room = owner.call("POST", "/createRoom", {"preset": "public_chat"})[1]["room_id"]
+    q = urllib.parse.quote(room)
+
+    def join(tok):
+        st, body = Conn(port, tok).call("POST", f"/join/{q}", {})
+        if st != 200:
+            raise SystemExit(f"join: {st} {body}")
+
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(join, tokens[1:]))
+    print(f"big room: {members} members joined in {time.perf_counter() - t0:.0f} s")
+    reader = Conn(port, tokens[-1])
+    lazy = urllib.parse.quote(json.dumps({"room": {"timeline": {"limit": 10},
+                                                   "state": {"lazy_load_members": True}}}))
+    for label, path in (("GET /state", f"/rooms/{q}/state"),
+                        ("GET /joined_members", f"/rooms/{q}/joined_members"),
+                        ("GET /members", f"/rooms/{q}/members"),
+                        ("GET /state/m.room.member/<one>",
+                         f"/rooms/{q}/state/m.room.member/{urllib.parse.quote(accounts[5][1])}"),
+                        ("initial /sync, lazy members", f"/sync?filter={lazy}")):
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            reader.c.request("GET", "/_matrix/client/v3" + path,
+                             headers={"Authorization": "Bearer " + tokens[-1]})
+            resp = reader.c.getresponse()
+            data = resp.read()
+            times.append(time.perf_counter() - t)
+        print(f"big room ({members} members), {label}: median "
+              f"{statistics.median(times) * 1000:.1f} ms, {len(data) / 1e6:.2f} MB, "
+              f"status {resp.status}")
+
+
 def run(proc, port):
     parked_syncs(proc, port, int(os.environ.get("BENCH_PARKED", "10000")))
+    big = int(os.environ.get("BENCH_BIG_ROOM", "10000"))
+    if big:
+        big_room(port, big)
     rooms = int(os.environ.get("BENCH_SYNC_ROOMS", "300"))
     if rooms:
         initial_sync(port, rooms, int(os.environ.get("BENCH_SYNC_MEMBERS", "300")),

@@ -40,7 +40,9 @@
 struct entry {
     struct entry *next;
     struct room_commit c;
+    int64_t t_enq; /* TMPPROF */
 };
+static int64_t tmp_now_us(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000; }
 
 struct cached_rules {
     char *user_id; /* the map key */
@@ -279,6 +281,7 @@ void push_on_commit(void *ctx, const struct room_commit *c)
     }
     struct entry *e = xcalloc(1, sizeof(*e));
     e->c = *c;
+    e->t_enq = tmp_now_us();
     e->c.room_id = dup_or_null(c->room_id);
     e->c.event_id = dup_or_null(c->event_id);
     e->c.type = dup_or_null(c->type);
@@ -502,10 +505,12 @@ static void eval_for(struct batch *b, const struct room_info *ri, const struct r
     add_row(b, &row);
 }
 
+static int64_t tp_get, tp_room, tp_eval;
 static void process(struct batch *b, const struct room_commit *c)
 {
     struct push *p = b->p;
     struct store_event se;
+    int64_t ta = tmp_now_us();
     if (!c->room_id || store_event_get(p->db, b->a, c->event_id, &se) < 0 || se.rejected ||
         !se.json) {
         return;
@@ -515,6 +520,7 @@ static void process(struct batch *b, const struct room_commit *c)
         return;
     }
     json_object_set_new(ev, "event_id", json_string(c->event_id));
+    int64_t tb = tmp_now_us(); tp_get += tb - ta;
     if (strcmp(c->type, "m.room.redaction") == 0) {
         const char *redacts = json_get_str(ev, "redacts");
         if (!redacts) {
@@ -537,6 +543,7 @@ static void process(struct batch *b, const struct room_commit *c)
     if (!ri) {
         return;
     }
+    int64_t tc = tmp_now_us(); tp_room += tc - tb;
     struct auth_state st = {auth_get, ri};
     int64_t sender_power = authrules_user_power(ri->rv, &st, c->sender);
     const char *thread_id = thread_of(b, ev);
@@ -558,6 +565,7 @@ static void process(struct batch *b, const struct room_commit *c)
         is_local(p, c->state_key)) {
         eval_for(b, ri, c, ev, c->state_key, sender_power, thread_id);
     }
+    tp_eval += tmp_now_us() - tc;
     if (c->state_key) {
         /* State changed: the room's next event reads members and levels again. */
         map_del(&b->rooms, str_from(c->room_id));
@@ -571,12 +579,15 @@ static void run_batch(struct push *p, struct entry *batch)
     struct batch b = {.p = p, .a = &a};
     map_init(&b.rooms);
     int64_t last = 0;
+    int64_t t0 = tmp_now_us(), tq = t0 - batch->t_enq; int nb = 0;
     for (struct entry *e = batch; e; e = e->next) {
         process(&b, &e->c);
-        last = e->c.stream;
+        last = e->c.stream; nb++;
     }
+    int64_t t1 = tmp_now_us(), t2 = t1, t3 = t1;
     if (b.n_rows > 0 || b.n_redacted > 0) {
         int rc = store_begin(p->db);
+        t2 = tmp_now_us();
         for (size_t i = 0; rc == 0 && i < b.n_redacted; i++) {
             rc = store_push_actions_remove_event(p->db, b.redacted[i]);
         }
@@ -584,11 +595,14 @@ static void run_batch(struct push *p, struct entry *batch)
             rc = store_push_actions_add(p->db, b.rows, b.n_rows);
         }
         rc = store_end(p->db, rc);
+        t3 = tmp_now_us();
         if (rc < 0) {
             LOG_ERROR("push", "could not store %zu push actions (%s)", b.n_rows, err_message(rc));
         }
     }
     map_release(&b.rooms);
+    LOG_WARN("push", "TMPPROF2 get=%lld room=%lld eval=%lld", (long long)tp_get, (long long)tp_room, (long long)tp_eval); tp_get = tp_room = tp_eval = 0;
+    LOG_WARN("push", "TMPPROF n=%d queue=%lld proc=%lld begin=%lld write=%lld", nb, (long long)tq, (long long)(t1-t0), (long long)(t2-t1), (long long)(t3-t2));
     pthread_mutex_lock(&p->mu);
     if (last > atomic_load(&p->pos)) {
         atomic_store(&p->pos, last);

@@ -433,3 +433,28 @@ def test_upgrade_copies_recommended_state(server):
     assert new_pl["events"]["org.example.custom"] == 75
     assert alice.state(new, "org.example.custom").status == 404
     assert alice.members(new) == {alice.user_id: "join"}
+
+
+def test_guest_access_join_rule_and_removal(server):
+    """Spec "Guest access": guests join only rooms whose m.room.guest_access
+    is can_join, and leave when it stops being so."""
+    alice = User(server)
+    room = alice.create_room(preset="public_chat")
+    guest = User(server, guest=True)
+    resp = guest.post(f"{V3}/rooms/{q(room)}/join")
+    assert_error(resp, 403, "M_GUEST_ACCESS_FORBIDDEN")
+    resp = alice.req("PUT", f"{V3}/rooms/{q(room)}/state/m.room.guest_access/",
+                     json={"guest_access": "can_join"})
+    assert resp.status == 200, resp
+    resp = guest.post(f"{V3}/rooms/{q(room)}/join")
+    assert resp.status == 200, resp
+    # A registered user is not affected by the change; the guest leaves.
+    bob = User(server)
+    assert bob.post(f"{V3}/join/{q(room)}").status == 200
+    resp = alice.req("PUT", f"{V3}/rooms/{q(room)}/state/m.room.guest_access/",
+                     json={"guest_access": "forbidden"})
+    assert resp.status == 200, resp
+    members = alice.get(f"{V3}/rooms/{q(room)}/joined_members").json["joined"]
+    assert guest.user_id not in members and bob.user_id in members, members
+    state = alice.get(f"{V3}/rooms/{q(room)}/state/m.room.member/{q(guest.user_id)}")
+    assert state.json["membership"] == "leave"

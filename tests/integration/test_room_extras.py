@@ -116,6 +116,25 @@ def test_context_limits_and_tokens(server):
     assert resp.json["event"]["event_id"] == ids[1]
 
 
+def test_context_state_at_last_event_returned(server):
+    alice = User(server)
+    room = alice.create_room(preset="public_chat", name="first name")
+    ids = send_numbered(alice, room, 2)
+    resp = alice.req("PUT", f"{V3}/rooms/{q(room)}/state/m.room.name/",
+                     json={"name": "second name"})
+    assert resp.status == 200, resp
+    # limit 2: one event after ids[0] (ids[1]); the rename comes later.
+    body = context(alice, room, ids[0], limit=2).json
+    assert bodies(body["events_after"]) == ["m1"]
+    names = [e["content"]["name"] for e in body["state"] if e["type"] == "m.room.name"]
+    assert names == ["first name"], names
+    # With the rename among the events returned, the state has it.
+    body = context(alice, room, ids[1], limit=2).json
+    assert [e["type"] for e in body["events_after"]] == ["m.room.name"]
+    names = [e["content"]["name"] for e in body["state"] if e["type"] == "m.room.name"]
+    assert names == ["second name"], names
+
+
 def test_context_filter(server):
     alice, bob, carol = User(server), User(server), User(server)
     room = alice.create_room(preset="public_chat")

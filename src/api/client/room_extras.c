@@ -182,8 +182,16 @@ int client_context(struct req *r)
     json_array_extend(served, events_after);
     client__bundle_aggregations(r, served);
 
+    /* Spec: "the state of the room at the last event returned". */
+    const struct store_event *last = &target;
+    for (size_t k = n_after; k > 0; k--) {
+        if (keep_after[k - 1]) {
+            last = &after[k - 1];
+            break;
+        }
+    }
     json_t *pdus = NULL;
-    rc = client__access_state(r, &acc, &pdus);
+    rc = client__state_after(r, last, &pdus);
     if (rc) {
         json_decref(events_before);
         json_decref(events_after);

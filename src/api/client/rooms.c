@@ -18,6 +18,7 @@
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "config.h"
 #include "core/id.h"
 #include "core/roomver.h"
@@ -241,6 +242,59 @@ int client_send(struct req *r)
     return room_wait_durable(r, answer_event_id);
 }
 
+/* Whether the room's m.room.guest_access lets guests join. */
+static bool guests_can_join(struct req *r, const char *room_id)
+{
+    json_t *pdu = NULL;
+    if (room_state_event(r, room_id, "m.room.guest_access", "", &pdu) != 0 || !pdu) {
+        return false;
+    }
+    const char *ga = json_get_str(json_get_obj(pdu, "content"), "guest_access");
+    bool ok = ga && strcmp(ga, "can_join") == 0;
+    json_decref(pdu);
+    return ok;
+}
+
+/*
+ * Spec "Guest access": when m.room.guest_access stops being can_join, the
+ * server makes its guests leave. Each guest leaves by itself (no power
+ * needed); a failure is logged and does not fail the state change.
+ */
+static void make_guests_leave(struct req *r, const char *room_id)
+{
+    json_t *state = NULL;
+    if (room_state_all(r, room_id, &state) != 0) {
+        return;
+    }
+    json_arena(&r->arena, state);
+    size_t i;
+    json_t *pdu;
+    json_array_foreach(state, i, pdu)
+    {
+        const char *type = json_get_str(pdu, "type");
+        const char *user = json_get_str(pdu, "state_key");
+        const char *m = json_get_str(json_get_obj(pdu, "content"), "membership");
+        struct store_user u;
+        if (!type || strcmp(type, "m.room.member") != 0 || !m || strcmp(m, "join") != 0 ||
+            !client__local_part(r, user) || store_user_get(r->db, &r->arena, user, &u) != 0 ||
+            !u.is_guest) {
+            continue;
+        }
+        json_t *content = json_arena(&r->arena, json_pack("{s:s}", "membership", "leave"));
+        struct room_event_in in = {.room_id = room_id,
+                                   .sender = user,
+                                   .type = "m.room.member",
+                                   .state_key = user,
+                                   .content = content};
+        struct room_event_out out;
+        if (room_send(r, &in, &out) != 0) {
+            LOG_WARN("rooms", "guest %s not removed from %s: %s", user, room_id,
+                     err_message(r->err));
+            r->err = 0;
+        }
+    }
+}
+
 int client_state_put(struct req *r)
 {
     const char *room_id = r->param[0].p, *type = r->param[1].p;
@@ -256,6 +310,10 @@ int client_state_put(struct req *r)
     rc = send_state(r, room_id, type, state_key, r->json, &event_id);
     if (rc) {
         return rc;
+    }
+    if (strcmp(type, "m.room.guest_access") == 0 && !*state_key &&
+        !guests_can_join(r, room_id)) {
+        make_guests_leave(r, room_id);
     }
     r->result = event_id;
     return room_wait_durable(r, answer_event_id);
@@ -694,6 +752,10 @@ int client_join(struct req *r)
     int rc = client__resolve_room(r, r->param[0].p, &room_id);
     if (rc) {
         return rc;
+    }
+    if (r->auth.is_guest && !guests_can_join(r, room_id)) {
+        return req_fail(r, -ERR_GUEST_ACCESS_FORBIDDEN,
+                        "Guests may not join this room (m.room.guest_access is not can_join)");
     }
     json_t *extra = NULL;
     rc = client__restricted_join(r, room_id, &extra);
