@@ -787,4 +787,101 @@ int store_push_state_json(struct store_conn *c, struct arena *arena, int64_t roo
 int store_push_relation_parent(struct store_conn *c, struct arena *arena, const char *event_id,
                                char **rel_type, char **relates_to);
 
+/* ---- end-to-end encryption keys (keys.c, schema 013_keys) ---- */
+
+/* Stores (or replaces) a device's identity keys: `key_json` is the
+ * DeviceKeys object as uploaded, without `unsigned`. */
+int store_keys_device_put(struct store_conn *c, const char *user_id, const char *device_id,
+                          const char *key_json, int64_t ts);
+/* A device's stored DeviceKeys JSON (arena), or -ERR_NOT_FOUND. */
+int store_keys_device_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                          const char *device_id, char **key_json);
+
+struct store_device_keys {
+    char *device_id;
+    char *key_json;
+    char *display_name; /* the device's display name, NULL when unset */
+};
+/* Every device of `user_id` that has uploaded identity keys (arena array,
+ * *n may be 0), ordered by device ID. */
+int store_keys_device_list(struct store_conn *c, struct arena *arena, const char *user_id,
+                           struct store_device_keys **out, size_t *n);
+
+/* The next upload_seq for the device's one-time keys (1 + the highest). */
+int store_keys_otk_next_seq(struct store_conn *c, const char *user_id, const char *device_id,
+                            int64_t *seq);
+/* The JSON of an unclaimed one-time key (arena), or -ERR_NOT_FOUND. */
+int store_keys_otk_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                       const char *device_id, const char *algorithm, const char *key_id,
+                       char **key_json);
+/* Adds a one-time key; an existing (algorithm, key_id) is left as it is. */
+int store_keys_otk_add(struct store_conn *c, const char *user_id, const char *device_id,
+                       const char *algorithm, const char *key_id, const char *key_json,
+                       int64_t seq);
+
+struct store_key_count {
+    char *algorithm;
+    int64_t count;
+};
+/* The device's unclaimed one-time keys per algorithm (arena array; only
+ * algorithms with keys). */
+int store_keys_otk_counts(struct store_conn *c, struct arena *arena, const char *user_id,
+                          const char *device_id, struct store_key_count **out, size_t *n);
+
+/* Sets the device's fallback key for `algorithm`, marked unused unless it
+ * is the same key as the stored one (which keeps its mark). */
+int store_keys_fallback_put(struct store_conn *c, const char *user_id, const char *device_id,
+                            const char *algorithm, const char *key_id, const char *key_json);
+/* The algorithms whose fallback key has not been handed out (arena). */
+int store_keys_fallback_unused(struct store_conn *c, struct arena *arena, const char *user_id,
+                               const char *device_id, char ***algorithms, size_t *n);
+
+/*
+ * Claims a key of `algorithm` for the device (spec "POST /keys/claim"):
+ * the oldest one-time key, deleted in the same statement so no other
+ * claim can get it, else the fallback key, marked used and kept. Sets
+ * *key_id and *key_json (arena) and *fallback. Run it in a transaction.
+ * -ERR_NOT_FOUND when the device has no key of that algorithm.
+ */
+int store_keys_claim(struct store_conn *c, struct arena *arena, const char *user_id,
+                     const char *device_id, const char *algorithm, char **key_id,
+                     char **key_json, bool *fallback);
+
+/* Deletes the keys of every device of `user_id` that no longer exists in
+ * `devices`; call it in the transaction that deleted devices. */
+int store_keys_prune_devices(struct store_conn *c, const char *user_id);
+
+/* ---- send-to-device messages (to_device.c) ---- */
+
+struct store_to_device {
+    int64_t stream_pos;
+    char *sender;
+    char *type;
+    char *content; /* JSON object text */
+};
+/* Records a PUT /sendToDevice transaction of a sending device: 1 when
+ * new, 0 when that device already used it for that event type. */
+int store_to_device_txn_put(struct store_conn *c, const char *user_id, const char *device_id,
+                            const char *event_type, const char *txn_id, int64_t ts);
+/*
+ * Queues a message for `device_id` of local user `user_id`, or for each
+ * of the user's devices when it is "*"; devices that do not exist get
+ * nothing. `seq` orders messages of one request at one position. Returns
+ * how many messages were queued (>= 0) or a negative ERR_*.
+ */
+int store_to_device_add(struct store_conn *c, const char *user_id, const char *device_id,
+                        int64_t stream_pos, int64_t seq, const char *sender, const char *type,
+                        const char *content);
+/* A device's messages with stream_pos in (after, upto], in order of
+ * arrival, at most `limit` of them (<= 0: all); *out is an arena array. */
+int store_to_device_between(struct store_conn *c, struct arena *arena, const char *user_id,
+                            const char *device_id, int64_t after, int64_t upto, int64_t limit,
+                            struct store_to_device **out, size_t *n);
+/* Deletes a device's messages with stream_pos <= upto (acknowledged). */
+int store_to_device_ack(struct store_conn *c, const char *user_id, const char *device_id,
+                        int64_t upto);
+/* Deletes the messages of `user_id`'s devices that no longer exist: call
+ * it in the transaction that deleted devices. */
+int store_to_device_prune(struct store_conn *c, const char *user_id);
+
 #endif

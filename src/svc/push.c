@@ -35,19 +35,46 @@
 #define PUSH_CACHE_MAX 10000
 /* Relations followed to find an event's thread (spec: at most 3 hops). */
 #define PUSH_THREAD_HOPS 3
+/* Rooms whose members and levels are kept between batches; past this the
+ * room cache starts over. */
+#define PUSH_ROOMS_MAX 1000
 
 /* One queued commit: a deep copy of the writer's struct room_commit. */
 struct entry {
     struct entry *next;
     struct room_commit c;
-    int64_t t_enq; /* TMPPROF */
 };
-static int64_t tmp_now_us(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000; }
 
 struct cached_rules {
     char *user_id; /* the map key */
     json_t *rules; /* merged rule set */
     bool needs_display_name;
+};
+
+/* A joined member as the push thread knows it. */
+struct room_member {
+    char *user_id;
+    int64_t stream_ordering; /* of their current m.room.member event */
+    char *display_name;      /* when dn_known (NULL: none) */
+    bool dn_known;
+};
+
+/*
+ * What the push thread knows about one room: read from the database on
+ * first use, then kept up to date from the commits it processes (they come
+ * in stream order): a member event updates the member list in place; a
+ * power levels or create event, or a redaction in the room, drops the entry
+ * so the next event reads it again.
+ */
+struct room_info {
+    char *room_id;  /* the map key */
+    struct arena a; /* create and power levels events */
+    int64_t room_nid;
+    const struct room_version *rv;
+    struct room_member *members;
+    size_t n_members, cap_members;
+    const json_t *pl_content; /* NULL without a power levels event */
+    struct event *create, *pl;
 };
 
 struct push {
@@ -68,6 +95,7 @@ struct push {
 
     struct store_conn *db; /* push thread only */
     struct map cache;      /* user_id -> struct cached_rules *; push thread only */
+    struct map rooms;      /* room_id -> struct room_info *; push thread only */
     _Atomic int64_t pos;
 };
 
@@ -162,6 +190,7 @@ struct push *push_new(const char *server_name)
     pthread_cond_init(&p->done_cv, &attr);
     pthread_condattr_destroy(&attr);
     map_init(&p->cache);
+    map_init(&p->rooms);
     atomic_init(&p->pos, 0);
     return p;
 }
@@ -189,6 +218,36 @@ static void cache_drop(struct push *p, const char *user_id)
     }
 }
 
+static void room_info_free(struct room_info *ri)
+{
+    if (!ri) {
+        return;
+    }
+    for (size_t i = 0; i < ri->n_members; i++) {
+        free(ri->members[i].user_id);
+        free(ri->members[i].display_name);
+    }
+    free(ri->members);
+    arena_release(&ri->a);
+    free(ri->room_id);
+    free(ri);
+}
+
+static void rooms_clear(struct push *p)
+{
+    const struct map_entry *e;
+    for (size_t i = 0; map_next(&p->rooms, &i, &e);) {
+        room_info_free(e->value);
+    }
+    map_release(&p->rooms);
+    map_init(&p->rooms);
+}
+
+static void rooms_drop(struct push *p, const char *room_id)
+{
+    room_info_free(map_del(&p->rooms, str_from(room_id)));
+}
+
 static void entry_free(struct entry *e)
 {
     free((char *)e->c.room_id);
@@ -197,6 +256,7 @@ static void entry_free(struct entry *e)
     free((char *)e->c.state_key);
     free((char *)e->c.sender);
     free((char *)e->c.membership);
+    free((char *)e->c.json);
     free(e);
 }
 
@@ -216,6 +276,8 @@ void push_free(struct push *p)
     free(p->changed);
     cache_clear(p);
     map_release(&p->cache);
+    rooms_clear(p);
+    map_release(&p->rooms);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->done_cv);
@@ -281,13 +343,13 @@ void push_on_commit(void *ctx, const struct room_commit *c)
     }
     struct entry *e = xcalloc(1, sizeof(*e));
     e->c = *c;
-    e->t_enq = tmp_now_us();
     e->c.room_id = dup_or_null(c->room_id);
     e->c.event_id = dup_or_null(c->event_id);
     e->c.type = dup_or_null(c->type);
     e->c.state_key = dup_or_null(c->state_key);
     e->c.sender = dup_or_null(c->sender);
     e->c.membership = dup_or_null(c->membership);
+    e->c.json = dup_or_null(c->json);
     if (p->tail) {
         p->tail->next = e;
     } else {
@@ -314,21 +376,9 @@ void push_rules_changed(struct push *p, const char *user_id)
 
 /* ---- the push thread: one batch ---- */
 
-/* What a batch knows about one room, read once (and again after each of
- * the room's state events in the batch). */
-struct room_info {
-    int64_t room_nid;
-    const struct room_version *rv;
-    struct store_push_member *members;
-    size_t n_members;
-    const json_t *pl_content; /* NULL without a power levels event */
-    struct event *create, *pl;
-};
-
 struct batch {
     struct push *p;
     struct arena *a;
-    struct map rooms; /* room_id -> struct room_info * */
     struct store_push_action *rows;
     size_t n_rows, cap_rows;
     const char **redacted; /* event IDs whose push actions go */
@@ -341,8 +391,9 @@ static bool is_local(const struct push *p, const char *user_id)
     return colon && strcmp(colon + 1, p->server_name) == 0;
 }
 
-/* Reads and parses a current state event (NULL when absent or unreadable). */
-static struct event *state_event(struct batch *b, const struct room_info *ri, const char *type,
+/* Reads and parses a current state event into the room's arena (NULL
+ * when absent or unreadable). */
+static struct event *state_event(struct batch *b, struct room_info *ri, const char *type,
                                  const char *state_key)
 {
     char *event_id = NULL, *text = NULL;
@@ -356,33 +407,104 @@ static struct event *state_event(struct batch *b, const struct room_info *ri, co
     }
     struct event *ev = NULL;
     const char *why;
-    int rc = event_parse(b->a, ri->rv, pdu, event_id, &ev, &why);
+    int rc = event_parse(&ri->a, ri->rv, pdu, arena_strdup(&ri->a, event_id), &ev, &why);
     json_decref(pdu); /* the arena holds its own reference on success */
     return rc == 0 ? ev : NULL;
 }
 
+static void member_add(struct room_info *ri, const char *user_id, int64_t stream_ordering)
+{
+    if (ri->n_members == ri->cap_members) {
+        ri->cap_members = ri->cap_members ? 2 * ri->cap_members : 8;
+        ri->members = xrealloc(ri->members, sizeof(*ri->members) * ri->cap_members);
+    }
+    ri->members[ri->n_members++] = (struct room_member){
+        .user_id = xstrdup(user_id),
+        .stream_ordering = stream_ordering,
+    };
+}
+
+static struct room_member *member_find(struct room_info *ri, const char *user_id)
+{
+    for (size_t i = 0; i < ri->n_members; i++) {
+        if (strcmp(ri->members[i].user_id, user_id) == 0) {
+            return &ri->members[i];
+        }
+    }
+    return NULL;
+}
+
+/* The room's cached info, read from the database on a miss. */
 static struct room_info *room_info(struct batch *b, const char *room_id)
 {
-    struct room_info *ri = map_get(&b->rooms, str_from(room_id));
+    struct push *p = b->p;
+    struct room_info *ri = map_get(&p->rooms, str_from(room_id));
     if (ri) {
         return ri;
     }
     struct store_room room;
-    if (store_room_get(b->p->db, b->a, room_id, &room) < 0) {
+    struct store_push_member *members = NULL;
+    size_t n_members = 0;
+    if (store_room_get(p->db, b->a, room_id, &room) < 0 || !roomver_get(room.room_version) ||
+        store_push_room_members(p->db, b->a, room.nid, &members, &n_members) < 0) {
         return NULL;
     }
-    ri = ARENA_NEW(b->a, struct room_info);
+    if (p->rooms.count >= PUSH_ROOMS_MAX) {
+        rooms_clear(p);
+    }
+    ri = xcalloc(1, sizeof(*ri));
+    ri->room_id = xstrdup(room_id);
+    arena_init(&ri->a);
     ri->room_nid = room.nid;
     ri->rv = roomver_get(room.room_version);
-    if (!ri->rv ||
-        store_push_room_members(b->p->db, b->a, room.nid, &ri->members, &ri->n_members) < 0) {
-        return NULL;
+    for (size_t i = 0; i < n_members; i++) {
+        member_add(ri, members[i].user_id, members[i].stream_ordering);
     }
     ri->create = state_event(b, ri, "m.room.create", "");
     ri->pl = state_event(b, ri, "m.room.power_levels", "");
     ri->pl_content = ri->pl ? ri->pl->content : NULL;
-    map_put(&b->rooms, str_from(arena_strdup(b->a, room_id)), ri);
+    map_put(&p->rooms, str_from(ri->room_id), ri);
     return ri;
+}
+
+/*
+ * Brings the cached room up to date after its state event `c` (content in
+ * `ev`, NULL when unreadable). A member event updates the member list; power levels and create
+ * events drop the entry. A member whose cached event is already at or after
+ * `c` (read from the database after `c` committed) is left as it is.
+ */
+static void room_info_apply(struct push *p, struct room_info *ri, const struct room_commit *c,
+                            const json_t *ev)
+{
+    if (strcmp(c->type, "m.room.member") != 0) {
+        if (c->state_key[0] == '\0' && (strcmp(c->type, "m.room.power_levels") == 0 ||
+                                        strcmp(c->type, "m.room.create") == 0)) {
+            rooms_drop(p, c->room_id);
+        }
+        return;
+    }
+    struct room_member *m = member_find(ri, c->state_key);
+    if (m && m->stream_ordering >= c->stream) {
+        return;
+    }
+    bool join = c->membership && strcmp(c->membership, "join") == 0;
+    if (!join) {
+        if (m) {
+            free(m->user_id);
+            free(m->display_name);
+            *m = ri->members[--ri->n_members];
+        }
+        return;
+    }
+    if (!m) {
+        member_add(ri, c->state_key, c->stream);
+        m = &ri->members[ri->n_members - 1];
+    }
+    m->stream_ordering = c->stream;
+    free(m->display_name);
+    const char *dn = json_get_str(json_get_obj(ev, "content"), "displayname");
+    m->display_name = dup_or_null(dn);
+    m->dn_known = ev != NULL;
 }
 
 static const struct event *auth_get(void *ud, const char *type, const char *state_key)
@@ -422,16 +544,26 @@ static struct cached_rules *rules_of(struct push *p, const char *user_id)
     return cr;
 }
 
-/* The user's display name in the room, from their m.room.member event. */
-static const char *display_name(struct batch *b, const struct room_info *ri, const char *user)
+/* The user's display name in the room, from their m.room.member event
+ * (kept with the member once read). */
+static const char *display_name(struct batch *b, struct room_info *ri, const char *user)
 {
+    struct room_member *m = member_find(ri, user);
+    if (m && m->dn_known) {
+        return m->display_name;
+    }
     char *event_id, *text;
     if (store_push_state_json(b->p->db, b->a, ri->room_nid, "m.room.member", user, &event_id,
                               &text) < 0) {
         return NULL;
     }
     json_t *pdu = json_arena(b->a, json_loads(text, 0, NULL));
-    return json_get_str(json_get_obj(pdu, "content"), "displayname");
+    const char *dn = json_get_str(json_get_obj(pdu, "content"), "displayname");
+    if (m) {
+        m->display_name = dup_or_null(dn);
+        m->dn_known = true;
+    }
+    return dn;
 }
 
 /*
@@ -473,7 +605,7 @@ static void add_row(struct batch *b, const struct store_push_action *row)
 }
 
 /* Evaluates one event for one user and records a push action if it notifies. */
-static void eval_for(struct batch *b, const struct room_info *ri, const struct room_commit *c,
+static void eval_for(struct batch *b, struct room_info *ri, const struct room_commit *c,
                      const json_t *ev, const char *user, int64_t sender_power,
                      const char *thread_id)
 {
@@ -505,23 +637,49 @@ static void eval_for(struct batch *b, const struct room_info *ri, const struct r
     add_row(b, &row);
 }
 
-static int64_t tp_get, tp_room, tp_eval;
+/* The event as JSON with "event_id" (batch arena), or NULL. The writer
+ * hands over the event it stored; without it the event is read back. */
+static json_t *event_json(struct batch *b, const struct room_commit *c)
+{
+    const char *text = c->json;
+    if (!text) {
+        struct store_event se;
+        if (store_event_get(b->p->db, b->a, c->event_id, &se) < 0 || se.rejected || !se.json) {
+            return NULL;
+        }
+        text = se.json;
+    }
+    json_t *ev = json_arena(b->a, json_loads(text, 0, NULL));
+    if (!json_is_object(ev)) {
+        return NULL;
+    }
+    json_object_set_new(ev, "event_id", json_string(c->event_id));
+    return ev;
+}
+
+/* Local joined members except the sender who joined by the event. */
+static bool anyone_to_tell(const struct push *p, const struct room_info *ri,
+                           const struct room_commit *c)
+{
+    for (size_t i = 0; i < ri->n_members; i++) {
+        const struct room_member *m = &ri->members[i];
+        if (m->stream_ordering <= c->stream && strcmp(m->user_id, c->sender) != 0 &&
+            is_local(p, m->user_id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void process(struct batch *b, const struct room_commit *c)
 {
     struct push *p = b->p;
-    struct store_event se;
-    int64_t ta = tmp_now_us();
-    if (!c->room_id || store_event_get(p->db, b->a, c->event_id, &se) < 0 || se.rejected ||
-        !se.json) {
+    if (!c->room_id) {
         return;
     }
-    json_t *ev = json_arena(b->a, json_loads(se.json, 0, NULL));
-    if (!json_is_object(ev)) {
-        return;
-    }
-    json_object_set_new(ev, "event_id", json_string(c->event_id));
-    int64_t tb = tmp_now_us(); tp_get += tb - ta;
+    json_t *ev = NULL;
     if (strcmp(c->type, "m.room.redaction") == 0) {
+        ev = event_json(b, c);
         const char *redacts = json_get_str(ev, "redacts");
         if (!redacts) {
             redacts = json_get_str(json_get_obj(ev, "content"), "redacts");
@@ -538,37 +696,50 @@ static void process(struct batch *b, const struct room_commit *c)
             }
             b->redacted[b->n_redacted++] = arena_strdup(b->a, redacts);
         }
+        /* It may have pruned the current power levels or a member event. */
+        rooms_drop(p, c->room_id);
     }
     struct room_info *ri = room_info(b, c->room_id);
     if (!ri) {
         return;
     }
-    int64_t tc = tmp_now_us(); tp_room += tc - tb;
-    struct auth_state st = {auth_get, ri};
-    int64_t sender_power = authrules_user_power(ri->rv, &st, c->sender);
-    const char *thread_id = thread_of(b, ev);
-    if (thread_id) {
-        thread_id = arena_strdup(b->a, thread_id);
-    }
-    for (size_t i = 0; i < ri->n_members; i++) {
-        const struct store_push_member *m = &ri->members[i];
-        /* Members who joined after this event do not see it as new. */
-        if (strcmp(m->user_id, c->sender) == 0 || m->stream_ordering > c->stream ||
-            !is_local(p, m->user_id)) {
-            continue;
-        }
-        eval_for(b, ri, c, ev, m->user_id, sender_power, thread_id);
-    }
     /* An invitee is not joined, yet .m.rule.invite_for_me is for them. */
-    if (c->state_key && c->membership && strcmp(c->type, "m.room.member") == 0 &&
-        strcmp(c->membership, "invite") == 0 && strcmp(c->state_key, c->sender) != 0 &&
-        is_local(p, c->state_key)) {
-        eval_for(b, ri, c, ev, c->state_key, sender_power, thread_id);
+    bool member = c->state_key && strcmp(c->type, "m.room.member") == 0;
+    bool invitee = member && c->membership && strcmp(c->membership, "invite") == 0 &&
+                   strcmp(c->state_key, c->sender) != 0 && is_local(p, c->state_key);
+    bool tell = invitee || anyone_to_tell(p, ri, c);
+    /* Parsed only when someone is evaluated or a member event updates the room. */
+    if (!ev && (tell || member)) {
+        ev = event_json(b, c);
     }
-    tp_eval += tmp_now_us() - tc;
+    if (!ev) {
+        if (c->state_key) {
+            room_info_apply(p, ri, c, NULL);
+        }
+        return;
+    }
+    if (tell) {
+        struct auth_state st = {auth_get, ri};
+        int64_t sender_power = authrules_user_power(ri->rv, &st, c->sender);
+        const char *thread_id = thread_of(b, ev);
+        if (thread_id) {
+            thread_id = arena_strdup(b->a, thread_id);
+        }
+        for (size_t i = 0; i < ri->n_members; i++) {
+            const struct room_member *m = &ri->members[i];
+            /* Members who joined after this event do not see it as new. */
+            if (strcmp(m->user_id, c->sender) == 0 || m->stream_ordering > c->stream ||
+                !is_local(p, m->user_id)) {
+                continue;
+            }
+            eval_for(b, ri, c, ev, m->user_id, sender_power, thread_id);
+        }
+        if (invitee) {
+            eval_for(b, ri, c, ev, c->state_key, sender_power, thread_id);
+        }
+    }
     if (c->state_key) {
-        /* State changed: the room's next event reads members and levels again. */
-        map_del(&b->rooms, str_from(c->room_id));
+        room_info_apply(p, ri, c, ev);
     }
 }
 
@@ -577,17 +748,13 @@ static void run_batch(struct push *p, struct entry *batch)
     struct arena a;
     arena_init(&a);
     struct batch b = {.p = p, .a = &a};
-    map_init(&b.rooms);
     int64_t last = 0;
-    int64_t t0 = tmp_now_us(), tq = t0 - batch->t_enq; int nb = 0;
     for (struct entry *e = batch; e; e = e->next) {
         process(&b, &e->c);
-        last = e->c.stream; nb++;
+        last = e->c.stream;
     }
-    int64_t t1 = tmp_now_us(), t2 = t1, t3 = t1;
     if (b.n_rows > 0 || b.n_redacted > 0) {
         int rc = store_begin(p->db);
-        t2 = tmp_now_us();
         for (size_t i = 0; rc == 0 && i < b.n_redacted; i++) {
             rc = store_push_actions_remove_event(p->db, b.redacted[i]);
         }
@@ -595,14 +762,10 @@ static void run_batch(struct push *p, struct entry *batch)
             rc = store_push_actions_add(p->db, b.rows, b.n_rows);
         }
         rc = store_end(p->db, rc);
-        t3 = tmp_now_us();
         if (rc < 0) {
             LOG_ERROR("push", "could not store %zu push actions (%s)", b.n_rows, err_message(rc));
         }
     }
-    map_release(&b.rooms);
-    LOG_WARN("push", "TMPPROF2 get=%lld room=%lld eval=%lld", (long long)tp_get, (long long)tp_room, (long long)tp_eval); tp_get = tp_room = tp_eval = 0;
-    LOG_WARN("push", "TMPPROF n=%d queue=%lld proc=%lld begin=%lld write=%lld", nb, (long long)tq, (long long)(t1-t0), (long long)(t2-t1), (long long)(t3-t2));
     pthread_mutex_lock(&p->mu);
     if (last > atomic_load(&p->pos)) {
         atomic_store(&p->pos, last);

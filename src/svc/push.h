@@ -8,9 +8,10 @@
  * The push service is the room service's commit listener. On the writer
  * thread it passes each commit straight on to the next listener (the
  * notifier, so /sync wake-ups never wait for push rules) and queues a
- * copy. The push thread takes the queue in batches on its own database
- * connection, reads the event and the room's members, power levels and
- * (when a rule needs it) display names, runs core/pushrules for each
+ * copy (with the event's stored JSON). The push thread takes the queue in
+ * batches on its own database connection, knows the room's members, power
+ * levels and (when a rule needs it) display names (read once, then kept up
+ * to date from the room's state events), runs core/pushrules for each
  * local joined member except the sender (and the invitee of an invite),
  * writes the batch's push actions in one transaction, advances
  * push_stream_pos and then wakes the parked syncs of the users it stored

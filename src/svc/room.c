@@ -799,8 +799,16 @@ static void tell_listener(struct rooms *rs, const struct write_job *j)
     if (!rs->on_commit) {
         return;
     }
-    struct room_commit c = {j->room->room_id, j->event_id, j->type,      j->state_key,
-                            j->sender,       j->membership, j->stream};
+    struct room_commit c = {
+        .room_id = j->room->room_id,
+        .event_id = j->event_id,
+        .type = j->type,
+        .state_key = j->state_key,
+        .sender = j->sender,
+        .membership = j->membership,
+        .json = j->canonical,
+        .stream = j->stream,
+    };
     rs->on_commit(rs->on_commit_ctx, &c);
 }
 

@@ -44,6 +44,7 @@ struct room_commit {
     const char *state_key;  /* NULL for non-state events */
     const char *sender;
     const char *membership; /* content.membership of m.room.member, else NULL */
+    const char *json;       /* the event as stored (canonical PDU JSON) */
     int64_t stream;
 };
 typedef void room_commit_fn(void *ctx, const struct room_commit *c);
@@ -52,7 +53,8 @@ typedef void room_commit_fn(void *ctx, const struct room_commit *c);
  * Registers the one listener told about every committed event (sync uses
  * it to wake parked requests). It runs on the writer thread, in stream
  * order, after the commit and before the senders are answered, holding no
- * lock; it must be quick and must not wait for the writer. Set it before
+ * lock; it must be quick and must not wait for the writer. The strings of
+ * struct room_commit are valid during the call only. Set it before
  * rooms_start.
  */
 void rooms_set_commit_listener(struct rooms *rs, room_commit_fn *fn, void *ctx);

@@ -1,7 +1,8 @@
 """Unread notification counts in /sync, computed from push rules: plain
 messages count in a one-to-one room, mentions highlight, read receipts
 reset the count (also per thread with unread_thread_notifications),
-disabling a rule stops counting, and push rules reach clients as
+disabling a rule stops counting, counts follow later joins and power
+level changes, and push rules reach clients as
 m.push_rules account data (initially and after a change). Every test runs
 on SQLite and PostgreSQL."""
 
@@ -113,3 +114,35 @@ def test_disabled_rule_stops_counting_and_push_rules_account_data(server):
     bob.send(room, "quiet now")
     time.sleep(0.3)
     assert counts(alice.sync(), room)["notification_count"] == 0
+
+
+def test_counts_follow_joins_and_power_levels(server):
+    """The push thread keeps each room's members and power levels between
+    events, updated from the state events it sees: a member who joins
+    later gets counts from then on, and a power level change applies to the
+    next event (an @room mention highlights only from a sender allowed to
+    notify the room)."""
+    alice, bob, carol = User(server), User(server), User(server)
+    room = alice.create_room(preset="public_chat")
+    bob.join(room)
+    bob.send(room, "before carol")
+    _, got = wait_counts(alice, room, {"highlight_count": 0, "notification_count": 1})
+    assert got == {"highlight_count": 0, "notification_count": 1}, got
+    carol.join(room)
+    bob.send(room, "after carol")
+    _, got = wait_counts(carol, room, {"highlight_count": 0, "notification_count": 1})
+    assert got == {"highlight_count": 0, "notification_count": 1}, got
+    mention = {"msgtype": "m.text", "body": "@room hi", "m.mentions": {"room": True}}
+    bob.send(room, content=mention)
+    _, got = wait_counts(alice, room, {"highlight_count": 0, "notification_count": 3})
+    assert got == {"highlight_count": 0, "notification_count": 3}, got
+    resp = alice.req("GET", f"{V3}/rooms/{q(room)}/state/m.room.power_levels")
+    assert resp.status == 200, resp
+    levels = resp.json
+    levels.setdefault("users", {})[bob.user_id] = 50
+    alice.put_state(room, "m.room.power_levels", levels)
+    bob.send(room, content=mention)
+    _, got = wait_counts(alice, room, {"highlight_count": 1, "notification_count": 4})
+    assert got == {"highlight_count": 1, "notification_count": 4}, got
+    _, got = wait_counts(carol, room, {"highlight_count": 1, "notification_count": 3})
+    assert got == {"highlight_count": 1, "notification_count": 3}, got

@@ -489,6 +489,12 @@ int client_logout(struct req *r)
             rc = store_token_delete(r->db, r->auth.token_hash);
         }
     }
+    if (rc == 0) {
+        rc = store_keys_prune_devices(r->db, r->auth.user_id);
+    }
+    if (rc == 0) {
+        rc = store_to_device_prune(r->db, r->auth.user_id);
+    }
     rc = store_end(r->db, rc);
     auth_cache_evict_device(r->srv->auth, r->auth.user_id, r->auth.device_id);
     auth_cache_evict_hash(r->srv->auth, r->auth.token_hash);
@@ -503,6 +509,12 @@ int client_logout_all(struct req *r)
     int rc = store_begin(r->db);
     if (rc == 0) {
         rc = store_devices_delete_all(r->db, r->auth.user_id, NULL);
+    }
+    if (rc == 0) {
+        rc = store_keys_prune_devices(r->db, r->auth.user_id);
+    }
+    if (rc == 0) {
+        rc = store_to_device_prune(r->db, r->auth.user_id);
     }
     rc = store_end(r->db, rc);
     auth_cache_evict_user(r->srv->auth, r->auth.user_id);
@@ -598,6 +610,12 @@ int client_account_password(struct req *r)
         /* Spec: other devices and their tokens go; the caller's stays. */
         rc = store_devices_delete_all(r->db, r->auth.user_id, r->auth.device_id);
     }
+    if (rc == 0 && logout_devices) {
+        rc = store_keys_prune_devices(r->db, r->auth.user_id);
+    }
+    if (rc == 0 && logout_devices) {
+        rc = store_to_device_prune(r->db, r->auth.user_id);
+    }
     rc = store_end(r->db, rc);
     if (logout_devices) {
         /* The caller's own entry is refilled from the database on its next
@@ -639,6 +657,12 @@ int client_account_deactivate(struct req *r)
     rc = store_begin(r->db);
     if (rc == 0) {
         rc = store_user_deactivate(r->db, r->auth.user_id, erase);
+    }
+    if (rc == 0) {
+        rc = store_keys_prune_devices(r->db, r->auth.user_id);
+    }
+    if (rc == 0) {
+        rc = store_to_device_prune(r->db, r->auth.user_id);
     }
     rc = store_end(r->db, rc);
     auth_cache_evict_user(r->srv->auth, r->auth.user_id);

@@ -267,4 +267,36 @@ struct store_receipt;
  * legacy sync endpoints. */
 void client__receipt_add(json_t *content, const struct store_receipt *rc, const char *viewer);
 
+/* ---- end-to-end encryption keys (keys.c) ---- */
+
+/*
+ * For /sync (spec "Extensions to /sync" of end-to-end encryption): the
+ * device's unclaimed one-time key counts, {algorithm: n} with
+ * "signed_curve25519" always present (0 when none), for
+ * device_one_time_keys_count, and the algorithms of its unused fallback
+ * keys, [algorithm...], for device_unused_fallback_key_types. Both are new
+ * references the caller owns (json_object_set_new them into the
+ * response). A NULL device_id gives {"signed_curve25519": 0} and [].
+ * Returns 0 or a negative ERR_* (no failure set on r; nothing to release).
+ */
+int client__keys_sync_counts(struct req *r, const char *user_id, const char *device_id,
+                             json_t **otk_counts, json_t **unused_fallback);
+
+/* ---- send-to-device messages (to_device.c) ---- */
+
+/*
+ * The to-device part of a /sync for `device_id` of `user_id` (spec
+ * "Send-to-Device messaging"). With since >= 0 (the since token's
+ * to-device part) first deletes the device's messages at or below it:
+ * the client acknowledged them by sending that token. Then appends the
+ * messages with positions in (since, upto] ({sender, type, content}, in
+ * order of arrival; since < 0: an initial sync, from the start, nothing
+ * deleted) to `events`, at most 100. *delivered_upto is the position the
+ * answer covers, to put in next_batch's to-device part: `upto`, or less
+ * when messages were left for the next sync. A NULL device_id gets
+ * nothing. Call it outside a transaction. Returns 0 or a negative ERR_*.
+ */
+int client__to_device_sync(struct req *r, const char *user_id, const char *device_id,
+                           int64_t since, int64_t upto, json_t *events, int64_t *delivered_upto);
+
 #endif

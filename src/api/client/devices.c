@@ -2,7 +2,9 @@
  * Device management (spec: Client-Server API "Device management"): list,
  * read and rename devices, and delete them behind user-interactive auth.
  * Deleting a device revokes its access and refresh tokens and evicts them
- * from the token cache before answering, so they fail at once.
+ * from the token cache before answering, so they fail at once; its
+ * end-to-end encryption keys are deleted with it.
+ * Its queue of undelivered to-device messages is dropped too.
  */
 #include <string.h>
 
@@ -104,6 +106,12 @@ static int delete_devices(struct req *r, const char *const *ids, size_t n)
         if (rc == -ERR_NOT_FOUND) {
             rc = 0;
         }
+    }
+    if (rc == 0) {
+        rc = store_keys_prune_devices(r->db, r->auth.user_id); /* their E2EE keys go too */
+    }
+    if (rc == 0) {
+        rc = store_to_device_prune(r->db, r->auth.user_id); /* and their to-device queues */
     }
     rc = store_end(r->db, rc);
     for (size_t i = 0; i < n; i++) {

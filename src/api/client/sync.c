@@ -1083,6 +1083,19 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
         json_decref(out);
         return rc;
     }
+    if (rc == 0) {
+        /* End-to-end encryption: the device's one-time and fallback keys. */
+        json_t *otk = NULL, *fallback = NULL;
+        rc = client__keys_sync_counts(r, s->user_id, r->auth.device_id, &otk, &fallback);
+        if (rc == 0) {
+            json_object_set_new(out, "device_one_time_keys_count", otk);
+            json_object_set_new(out, "device_unused_fallback_key_types", fallback);
+        }
+    }
+    if (rc < 0) {
+        json_decref(out);
+        return rc;
+    }
     *empty = json_object_size(s->join) == 0 && json_object_size(s->invite) == 0 &&
              json_object_size(s->leave) == 0 && json_object_size(s->knock) == 0 &&
              json_array_size(ad) == 0 && json_array_size(pres) == 0;
