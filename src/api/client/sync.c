@@ -27,13 +27,16 @@
  *     section replaces `state`: the state at the end of the timeline,
  *     so it may repeat state events the timeline holds;
  *   - a joined room also appears when only its ephemeral events (typing,
- *     receipts since the token) or its account data changed; global
- *     account data goes to the top-level section.
+ *     receipts since the token), its account data or its unread counts
+ *     changed; global account data, presence, to-device messages (at
+ *     most 100 per answer: next_batch's to-device part then stops where
+ *     the batch did) and the device's key counts go to the top level.
  *
  * Long polls. When an incremental sync finds nothing and has a timeout,
  * the request is parked in svc/notify under the user and its joined
  * rooms with its token, holding no thread; a change on any stream above
- * the token (an event, receipt, typing, account data, presence) under
+ * the token (an event, receipt, typing, account data, presence, a
+ * to-device message, stored push actions) under
  * the user or one of those rooms re-runs this handler on a
  * worker, the deadline or shutdown answer it with an empty response.
  */
@@ -720,6 +723,14 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
             if (id && map_has(&in_timeline, str_from(id))) {
                 continue;
             }
+            /* Lazy loading drops most member events of a big room: decide
+             * before converting them. */
+            const char *type = json_get_str(pdu, "type");
+            const char *sk = json_get_str(pdu, "state_key");
+            if (s->f.f.state.lazy_load_members && type && sk &&
+                strcmp(type, "m.room.member") == 0 && !map_has(&needed, str_from(sk))) {
+                continue;
+            }
             state_add(s, state, &needed, client__state_event(r, pdu));
         }
     } else if (s->state_after || t.limited || filter_events_restrict(&s->f.f.timeline)) {
@@ -1096,9 +1107,26 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
         json_decref(out);
         return rc;
     }
+    /* Send-to-device messages; a capped batch makes next_batch's
+     * to-device part stop where it stopped. */
+    json_t *td = json_object_get(json_object_get(out, "to_device"), "events");
+    int64_t td_upto = s->now.pos[STREAM_TO_DEVICE];
+    rc = client__to_device_sync(r, s->user_id, r->auth.device_id,
+                                initial ? -1 : s->since_tok.pos[STREAM_TO_DEVICE],
+                                s->now.pos[STREAM_TO_DEVICE], td, &td_upto);
+    if (rc < 0) {
+        json_decref(out);
+        return rc;
+    }
+    if (td_upto != s->now.pos[STREAM_TO_DEVICE]) {
+        struct stream_token next = s->now;
+        next.pos[STREAM_TO_DEVICE] = td_upto;
+        json_object_set_new(out, "next_batch", full_token(&next));
+    }
     *empty = json_object_size(s->join) == 0 && json_object_size(s->invite) == 0 &&
              json_object_size(s->leave) == 0 && json_object_size(s->knock) == 0 &&
-             json_array_size(ad) == 0 && json_array_size(pres) == 0;
+             json_array_size(ad) == 0 && json_array_size(pres) == 0 &&
+             json_array_size(td) == 0;
     *body = out;
     return 0;
 }
