@@ -373,6 +373,8 @@ void notify_free(struct notify *n)
 
 /* ---- waiting ---- */
 
+_Static_assert(NOTIFY_MISSED != REQ_PARKED, "callers tell a missed change from parking");
+
 /* Whether bucket b saw a position above the token in any stream. */
 static bool missed_in(const struct bucket *b, const struct stream_token *pos)
 {
@@ -407,7 +409,7 @@ int notify_wait(struct notify *n, struct req *r, const char *user_id, char *cons
     }
     if (missed) {
         pthread_mutex_unlock(&n->mu);
-        return 1;
+        return NOTIFY_MISSED;
     }
     /* Parked before anyone can see the waiter: a commit may fire it (and
      * continue the request elsewhere) as soon as the lock is released. */

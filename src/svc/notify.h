@@ -72,11 +72,12 @@ void notify_stream(struct notify *n, enum stream s, int64_t pos, const char *use
  * (borrowed for the call only; copied as needed) lands on a stream at a
  * position above that stream's part of `pos`, until `deadline_ns`
  * (req_now_ns clock) passes, or until notify_stop; then calls fn once.
- * Returns REQ_PARKED when parked (the handler returns it as is); 1 when
- * such a change already landed since `pos` (nothing is parked: the
- * caller computes its answer again);
+ * Returns REQ_PARKED when parked (the handler returns it as is);
+ * NOTIFY_MISSED when such a change already landed since `pos` (nothing is
+ * parked: the caller computes its answer again);
  * -ERR_UNAVAILABLE after notify_stop (nothing is parked: answer now).
  */
+#define NOTIFY_MISSED 2 /* distinct from REQ_PARKED (1) */
 int notify_wait(struct notify *n, struct req *r, const char *user_id, char *const *room_ids,
                 size_t n_rooms, const struct stream_token *pos, int64_t deadline_ns,
                 notify_fn *fn);

@@ -27,6 +27,7 @@
     X(test_authrules)  \
     X(test_stateres)   \
     X(test_nonce)      \
+    X(test_notify)     \
     X(test_pushrules)
 
 #define UNIT_DECLARE(name) int name(void);
