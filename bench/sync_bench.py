@@ -223,7 +223,9 @@ def big_room(port, members):
 
 
 def run(proc, port):
-    parked_syncs(proc, port, int(os.environ.get("BENCH_PARKED", "10000")))
+    parked = int(os.environ.get("BENCH_PARKED", "10000"))
+    if parked:
+        parked_syncs(proc, port, parked)
     big = int(os.environ.get("BENCH_BIG_ROOM", "10000"))
     if big:
         big_room(port, big)

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "base/arena.h"
@@ -49,6 +50,18 @@ struct cached_rules {
     char *user_id; /* the map key */
     json_t *rules; /* merged rule set */
     bool needs_display_name;
+    bool is_default; /* exactly the server defaults (no own rules or edits) */
+};
+
+/*
+ * One evaluation shared by every member whose rules are the defaults: they
+ * differ between users only in .m.rule.invite_for_me (state_key) and
+ * .m.rule.is_user_mention (m.mentions.user_ids), so for an event that
+ * names none of them in those places the outcome is the same for all.
+ */
+struct shared_eval {
+    bool known;
+    struct pushrules_result res;
 };
 
 /* A joined member as the push thread knows it. */
@@ -540,6 +553,9 @@ static struct cached_rules *rules_of(struct push *p, const char *user_id)
     cr->user_id = xstrdup(user_id);
     cr->rules = rules;
     cr->needs_display_name = pushrules_needs_display_name(rules);
+    json_t *defaults = pushrules_defaults(user_id);
+    cr->is_default = json_equal(rules, defaults);
+    json_decref(defaults);
     map_put(&p->cache, str_from(cr->user_id), cr);
     return cr;
 }
@@ -604,13 +620,55 @@ static void add_row(struct batch *b, const struct store_push_action *row)
     b->rows[b->n_rows++] = *row;
 }
 
-/* Evaluates one event for one user and records a push action if it notifies. */
+/* Whether the default rules could treat `user` differently from other
+ * users for this event (see struct shared_eval). Glob characters in a
+ * (historical) user ID make its invite pattern match others: specific. */
+static bool names_user(const json_t *ev, const char *user)
+{
+    if (strpbrk(user, "*?")) {
+        return true;
+    }
+    const char *sk = json_get_str(ev, "state_key");
+    if (sk && strcasecmp(sk, user) == 0) {
+        return true;
+    }
+    const json_t *ids = json_object_get(
+        json_get_obj(json_get_obj(ev, "content"), "m.mentions"), "user_ids");
+    size_t i;
+    const json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), user) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Evaluates one event for one user and records a push action if it
+ * notifies; `shared` (may be NULL) reuses one evaluation across members
+ * with the default rules. */
 static void eval_for(struct batch *b, struct room_info *ri, const struct room_commit *c,
                      const json_t *ev, const char *user, int64_t sender_power,
-                     const char *thread_id)
+                     const char *thread_id, struct shared_eval *shared)
 {
     struct cached_rules *cr = rules_of(b->p, user);
     if (!cr) {
+        return;
+    }
+    bool reuse = shared && cr->is_default && !cr->needs_display_name && !names_user(ev, user);
+    if (reuse && shared->known) {
+        if (shared->res.notify) {
+            struct store_push_action row = {
+                .user_id = arena_strdup(b->a, user),
+                .room_nid = ri->room_nid,
+                .stream_ordering = c->stream,
+                .notify = true,
+                .highlight = shared->res.highlight,
+                .thread_id = thread_id,
+            };
+            add_row(b, &row);
+        }
         return;
     }
     struct pushrules_input in = {
@@ -623,6 +681,10 @@ static void eval_for(struct batch *b, struct room_info *ri, const struct room_co
     };
     struct pushrules_result res;
     pushrules_eval(cr->rules, &in, &res);
+    if (reuse) {
+        shared->known = true;
+        shared->res = res;
+    }
     if (!res.notify) {
         return;
     }
@@ -725,6 +787,7 @@ static void process(struct batch *b, const struct room_commit *c)
         if (thread_id) {
             thread_id = arena_strdup(b->a, thread_id);
         }
+        struct shared_eval shared = {0};
         for (size_t i = 0; i < ri->n_members; i++) {
             const struct room_member *m = &ri->members[i];
             /* Members who joined after this event do not see it as new. */
@@ -732,10 +795,10 @@ static void process(struct batch *b, const struct room_commit *c)
                 !is_local(p, m->user_id)) {
                 continue;
             }
-            eval_for(b, ri, c, ev, m->user_id, sender_power, thread_id);
+            eval_for(b, ri, c, ev, m->user_id, sender_power, thread_id, &shared);
         }
         if (invitee) {
-            eval_for(b, ri, c, ev, c->state_key, sender_power, thread_id);
+            eval_for(b, ri, c, ev, c->state_key, sender_power, thread_id, NULL);
         }
     }
     if (c->state_key) {
