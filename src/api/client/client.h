@@ -118,6 +118,16 @@ int client__known_room(struct req *r, const char *room_id, struct store_room *ro
  * into N; false when malformed. */
 bool client__parse_stream_token(const char *s, int64_t *out);
 
+/* An optional non-negative integer query parameter (in report.c): true
+ * with *out untouched when absent, true with *out set, false when
+ * malformed. */
+bool client__query_int(struct req *r, const char *key, int64_t *out);
+
+/* A power level value (in room_extras.c): an integer, or (room versions
+ * 1-9 allow them) a string holding one. False for anything else, which
+ * counts as absent. */
+bool client__level_value(const json_t *v, int64_t *out);
+
 /* ---- history visibility and read access (visibility.c) ---- */
 
 enum client_access_kind {

@@ -53,26 +53,6 @@ static bool is_joined(struct req *r, const char *room_id, const char *user_id)
            strcmp(membership, "join") == 0;
 }
 
-/*
- * A power level value: an integer, or (room versions 1-9 allow them) a
- * string holding one. False for anything else, which counts as absent.
- */
-static bool level_value(const json_t *v, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return true;
-    }
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        char *end;
-        long long n = strtoll(json_string_value(v), &end, 10);
-        if (*end == '\0') {
-            *out = n;
-            return true;
-        }
-    }
-    return false;
-}
 
 /*
  * The level needed to send a state event of `type` (spec
@@ -93,10 +73,10 @@ static int state_level(struct req *r, const char *room_id, const char *type, int
     json_arena(&r->arena, pl);
     const json_t *content = json_get_obj(pl, "content");
     const json_t *events = json_get_obj(content, "events");
-    if (level_value(json_object_get(events, type), out)) {
+    if (client__level_value(json_object_get(events, type), out)) {
         return 0;
     }
-    if (!level_value(json_object_get(content, "state_default"), out)) {
+    if (!client__level_value(json_object_get(content, "state_default"), out)) {
         *out = 50;
     }
     return 0;

@@ -210,8 +210,7 @@ static json_t *report_json(struct req *r, const struct store_report *rep)
     return o;
 }
 
-/* Parses a non-negative integer query parameter; false when malformed. */
-static bool query_int(struct req *r, const char *key, int64_t *out)
+bool client__query_int(struct req *r, const char *key, int64_t *out)
 {
     const char *s = req_query(r, key);
     if (!s) {
@@ -229,10 +228,10 @@ static bool query_int(struct req *r, const char *key, int64_t *out)
 static int list_reports(struct req *r, const char *kind, const char *key)
 {
     int64_t from = 0, limit = REPORTS_DEFAULT_LIMIT;
-    if (!query_int(r, "from", &from)) {
+    if (!client__query_int(r, "from", &from)) {
         return req_fail(r, -ERR_INVALID_PARAM, "'from' must be a non-negative integer");
     }
-    if (!query_int(r, "limit", &limit)) {
+    if (!client__query_int(r, "limit", &limit)) {
         return req_fail(r, -ERR_INVALID_PARAM, "'limit' must be a non-negative integer");
     }
     if (limit > REPORTS_MAX_LIMIT) {

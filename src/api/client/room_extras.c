@@ -347,9 +347,7 @@ int client_knock(struct req *r)
 
 /* ---- restricted joins (called by client_join) ---- */
 
-/* A power level value: an integer, or in room versions before 10 also a
- * string of one. */
-static bool level_value(const json_t *v, int64_t *out)
+bool client__level_value(const json_t *v, int64_t *out)
 {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
@@ -390,7 +388,8 @@ static const char *authorising_user(struct req *r, const char *room_id)
     int64_t invite_level = 0;
     if (room_state_event(r, room_id, "m.room.power_levels", "", &pl) == 0 && pl) {
         json_arena(&r->arena, pl);
-        level_value(json_object_get(json_object_get(pl, "content"), "invite"), &invite_level);
+        client__level_value(json_object_get(json_object_get(pl, "content"), "invite"),
+                            &invite_level);
     }
     if (room_state_all(r, room_id, &pdus) < 0) {
         return NULL;

@@ -339,21 +339,6 @@ static void walk_room(struct walk *w, const char *room_id, int64_t depth)
     }
 }
 
-/* Parses an optional non-negative integer query parameter. */
-static bool query_int(struct req *r, const char *key, int64_t *out)
-{
-    const char *s = req_query(r, key);
-    if (!s) {
-        return true;
-    }
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < 0) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
 
 int client_space_hierarchy(struct req *r)
 {
@@ -363,10 +348,10 @@ int client_space_hierarchy(struct req *r)
         return rc;
     }
     int64_t limit = HIERARCHY_DEFAULT_LIMIT, max_depth = HIERARCHY_DEFAULT_DEPTH;
-    if (!query_int(r, "limit", &limit) || limit == 0) {
+    if (!client__query_int(r, "limit", &limit) || limit == 0) {
         return req_fail(r, -ERR_INVALID_PARAM, "'limit' must be an integer greater than zero");
     }
-    if (!query_int(r, "max_depth", &max_depth)) {
+    if (!client__query_int(r, "max_depth", &max_depth)) {
         return req_fail(r, -ERR_INVALID_PARAM, "'max_depth' must be a non-negative integer");
     }
     limit = limit > HIERARCHY_MAX_LIMIT ? HIERARCHY_MAX_LIMIT : limit;

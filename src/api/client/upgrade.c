@@ -58,28 +58,11 @@ static const char *const copied_types[] = {
 
 /* ---- power levels ---- */
 
-/* A power level value: an integer, or (versions 1-9) a string holding one. */
-static bool level_value(const json_t *v, int64_t *out)
-{
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return true;
-    }
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        char *end;
-        long long n = strtoll(json_string_value(v), &end, 10);
-        if (*end == '\0') {
-            *out = n;
-            return true;
-        }
-    }
-    return false;
-}
 
 static int64_t level_or(const json_t *obj, const char *key, int64_t dflt)
 {
     int64_t v;
-    return level_value(json_object_get(obj, key), &v) ? v : dflt;
+    return client__level_value(json_object_get(obj, key), &v) ? v : dflt;
 }
 
 /* The level to send a state event of `type` under power levels `pl`
@@ -90,7 +73,7 @@ static int64_t state_level(const json_t *pl, const char *type)
         return 0;
     }
     int64_t v;
-    if (level_value(json_object_get(json_get_obj(pl, "events"), type), &v)) {
+    if (client__level_value(json_object_get(json_get_obj(pl, "events"), type), &v)) {
         return v;
     }
     return level_or(pl, "state_default", 50);
@@ -106,7 +89,7 @@ static void integer_levels(json_t *obj)
         int64_t n;
         if (json_is_object(v)) {
             integer_levels(v);
-        } else if (json_is_string(v) && level_value(v, &n)) {
+        } else if (json_is_string(v) && client__level_value(v, &n)) {
             json_object_set_new(obj, key, json_integer(n));
         }
     }
@@ -123,7 +106,7 @@ static int64_t needed_level(const json_t *pl)
     json_object_foreach((json_t *)json_get_obj(pl, "events"), key, v)
     {
         int64_t n;
-        if (level_value(v, &n) && n > needed) {
+        if (client__level_value(v, &n) && n > needed) {
             needed = n;
         }
     }
