@@ -171,7 +171,7 @@ def initial_sync(port, rooms, members, events):
                   f"{size / 1e6:.1f} MB")
 
 
-def big_room(port, members):
+def big_room(proc, port, members):
     """A room with `members` joined members (accounts without passwords):
     times reading its current state, its members and a member's initial
     sync with lazy-loaded members."""
@@ -200,26 +200,43 @@ def big_room(port, members):
     with ThreadPoolExecutor(16) as ex:
         list(ex.map(join, tokens[1:]))
     print(f"big room: {members} members joined in {time.perf_counter() - t0:.0f} s")
-    reader = Conn(port, tokens[-1])
+    big_room_reads(port, proc, room, accounts)
+
+
+def big_room_reads(port, proc, room, accounts, reps=5):
+    """Times the whole-state reads of a big room as its last member: GET
+    /state, /joined_members, /members (all, and with membership filters),
+    one member's state event and an initial /sync with lazy-loaded members;
+    the server's RSS before and after them."""
+    q = urllib.parse.quote(room)
+    token = accounts[-1][0]
+    reader = Conn(port, token)
+    before = _rss_kib(proc.pid)
     lazy = urllib.parse.quote(json.dumps({"room": {"timeline": {"limit": 10},
                                                    "state": {"lazy_load_members": True}}}))
+    members = len(accounts)
     for label, path in (("GET /state", f"/rooms/{q}/state"),
                         ("GET /joined_members", f"/rooms/{q}/joined_members"),
                         ("GET /members", f"/rooms/{q}/members"),
+                        ("GET /members?membership=join", f"/rooms/{q}/members?membership=join"),
+                        ("GET /members?not_membership=join",
+                         f"/rooms/{q}/members?not_membership=join"),
                         ("GET /state/m.room.member/<one>",
                          f"/rooms/{q}/state/m.room.member/{urllib.parse.quote(accounts[5][1])}"),
                         ("initial /sync, lazy members", f"/sync?filter={lazy}")):
         times = []
-        for _ in range(5):
+        for _ in range(reps):
             t = time.perf_counter()
             reader.c.request("GET", "/_matrix/client/v3" + path,
-                             headers={"Authorization": "Bearer " + tokens[-1]})
+                             headers={"Authorization": "Bearer " + token})
             resp = reader.c.getresponse()
             data = resp.read()
             times.append(time.perf_counter() - t)
         print(f"big room ({members} members), {label}: median "
-              f"{statistics.median(times) * 1000:.1f} ms, {len(data) / 1e6:.2f} MB, "
-              f"status {resp.status}")
+              f"{statistics.median(times) * 1000:.1f} ms (first {times[0] * 1000:.1f} ms), "
+              f"{len(data) / 1e6:.2f} MB, status {resp.status}")
+    print(f"big room: RSS {before / 1024:.1f} -> {_rss_kib(proc.pid) / 1024:.1f} MiB "
+          f"over the reads")
 
 
 def run(proc, port):
@@ -228,7 +245,7 @@ def run(proc, port):
         parked_syncs(proc, port, parked)
     big = int(os.environ.get("BENCH_BIG_ROOM", "10000"))
     if big:
-        big_room(port, big)
+        big_room(proc, port, big)
     rooms = int(os.environ.get("BENCH_SYNC_ROOMS", "300"))
     if rooms:
         initial_sync(port, rooms, int(os.environ.get("BENCH_SYNC_MEMBERS", "300")),

@@ -3,7 +3,11 @@
 #
 # Idempotent: each package is checked with dpkg-query and only the missing
 # ones are installed, so a machine that already has everything hears
-# nothing from this script and touches no package list. Runs as root
+# nothing from this script and touches no package list. Node.js and npm
+# (for tests/js, the matrix-js-sdk end-to-end test, which wants Node 20)
+# are checked by command instead: the machines' NodeSource `nodejs`
+# package provides and conflicts with Debian's `npm`, so asking dpkg
+# about `npm` would try to replace it. Runs as root
 # (CI and the development machines are root); it does not use sudo.
 set -eu
 
@@ -45,6 +49,9 @@ for pkg in $PACKAGES; do
         missing="$missing $pkg"
     fi
 done
+
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -z "$missing" ]; then
     exit 0

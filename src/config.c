@@ -556,6 +556,10 @@ static const struct field rate_limits_fields[] = {
 static const struct field federation_fields[] = {
     {"verify_tls", FIELD_BOOL, CONFIG_FIELD(federation.verify_tls)},
     {"extra_ca_file", FIELD_OPT_STRING, CONFIG_FIELD(federation.extra_ca_file)},
+    {"retry_min_ms", FIELD_INT64, CONFIG_FIELD(federation.retry_min_ms), .min = 10,
+     .max = 86400000},
+    {"retry_max_ms", FIELD_INT64, CONFIG_FIELD(federation.retry_max_ms), .min = 10,
+     .max = 604800000},
     {NULL},
 };
 
@@ -625,6 +629,8 @@ void config_defaults(struct config *c, const char *server_name, const char *data
     c->registration.guests = false;
     c->rate_limits.enabled = true;
     c->federation.verify_tls = true;
+    c->federation.retry_min_ms = 1000;
+    c->federation.retry_max_ms = 3600000;
     c->well_known.serve_server = true;
     c->presence.enabled = true;
     c->presence.idle_timeout_ms = 300000;
@@ -777,6 +783,8 @@ int config_write_default(const char *path, const char *server_name, const char *
             "federation:\n"
             "  verify_tls: true               # false only for test setups\n"
             "  extra_ca_file: null            # PEM file of extra trusted CAs\n"
+            "  retry_min_ms: 1000             # a failed transaction is retried after this,\n"
+            "  retry_max_ms: 3600000          # doubling per failure up to this (per server)\n"
             "\n"
             "well_known:\n"
             "  serve_server: true             # answer /.well-known/matrix/server\n"

@@ -66,6 +66,8 @@ struct config {
     struct {
         bool verify_tls;
         char *extra_ca_file;  /* NULL when unset */
+        int64_t retry_min_ms; /* outbound queue backoff: first retry after */
+        int64_t retry_max_ms; /* ... doubling up to this */
     } federation;
     struct {
         bool serve_server;     /* answer /.well-known/matrix/server */

@@ -10,6 +10,7 @@
  * here; on either it stops accepting, lets requests in progress finish,
  * and closes the database, so nothing acknowledged is lost.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -31,6 +32,9 @@
 #include "store/store.h"
 #include "svc/auth.h"
 #include "svc/cpupool.h"
+#include "svc/fedclient.h"
+#include "svc/fedqueue.h"
+#include "svc/keyring.h"
 #include "svc/nonce.h"
 #include "svc/notify.h"
 #include "svc/streams.h"
@@ -285,6 +289,8 @@ static int cpu_threads(void)
 /* Frees the services hanging off srv (not the store or config). */
 static void srv_release(struct srv *srv)
 {
+    fedqueue_stop(srv->fedqueue); /* before the client: no new transactions */
+    fedclient_stop(srv->fed); /* nothing waits on a remote server from here on */
     cpupool_free(srv->cpu);
     auth_cache_free(srv->auth);
     uia_free(srv->uia);
@@ -299,6 +305,9 @@ static void srv_release(struct srv *srv)
     presence_free(srv->presence);
     notify_free(srv->notify);
     streams_free(srv->streams);
+    keyring_free(srv->keyring);
+    fedqueue_free(srv->fedqueue); /* after fedclient_stop: no answer comes later */
+    fedclient_free(srv->fed);
 }
 
 /* Reads where the numeric sequences of the room service stand. */
@@ -386,6 +395,11 @@ static int cmd_serve(int argc, char **argv)
     srv.presence = presence_new(cfg.presence.enabled, cfg.presence.idle_timeout_ms,
                                 cfg.presence.offline_timeout_ms, srv.streams, srv.notify);
     srv.push = push_new(cfg.server_name);
+    srv.fed = fedclient_new(cfg.server_name, &srv.key, cfg.federation.verify_tls,
+                            cfg.federation.extra_ca_file);
+    srv.keyring = keyring_new(srv.fed, cfg.server_name, &srv.key);
+    srv.fedqueue = fedqueue_new(srv.store, srv.fed, cfg.server_name, cfg.federation.retry_min_ms,
+                                cfg.federation.retry_max_ms);
     /* Commits go to the push thread, which stores push actions, then wakes /sync. */
     push_set_next_listener(srv.push, notify_on_commit, srv.notify);
     push_set_notify(srv.push, srv.notify);
@@ -407,6 +421,9 @@ static int cmd_serve(int argc, char **argv)
     if (rc == 0) {
         rc = rooms_start(srv.rooms, srv.store);
     }
+    if (rc == 0 && srv.fed) {
+        rc = fedqueue_start(srv.fedqueue);
+    }
     if (rc == 0) {
         rc = http_server_start(&srv, &srv.http);
     }
@@ -427,6 +444,8 @@ static int cmd_serve(int argc, char **argv)
     atomic_store(&srv.stopping, true);
     typing_stop(srv.typing);
     notify_stop(srv.notify); /* answers the parked long polls */
+    fedqueue_stop(srv.fedqueue); /* no new transactions (the queue stays stored) */
+    fedclient_stop(srv.fed);  /* and the requests waiting on other servers */
     http_server_stop(srv.http, SHUTDOWN_GRACE_MS);
     presence_stop(srv.presence); /* writes what the last requests changed */
     rooms_stop(srv.rooms);
@@ -457,7 +476,14 @@ int main(int argc, char **argv)
         return cmd_init(argc, argv);
     }
     if (strcmp(cmd, "serve") == 0) {
-        return cmd_serve(argc, argv);
+        /* Before any thread starts: libcurl's global state (federation). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+            fprintf(stderr, "myelin: libcurl failed to initialise\n");
+            return 1;
+        }
+        int rc = cmd_serve(argc, argv);
+        curl_global_cleanup();
+        return rc;
     }
     if (strcmp(cmd, "register-user") == 0) {
         return cmd_register_user(argc, argv);

@@ -4,6 +4,10 @@
  */
 #include "base/str.h"
 
+#include <string.h>
+
+#include "base/arena.h"
+
 #include <ctype.h>
 
 bool str_eq_nocase(struct str a, struct str b)
@@ -56,4 +60,23 @@ long str_percent_decode(struct str in, char *out)
         out[o++] = c;
     }
     return (long)o;
+}
+
+char *str_percent_encode(struct arena *a, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = arena_alloc(a, n * 3 + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
 }

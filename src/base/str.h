@@ -48,5 +48,9 @@ bool str_eq_nocase(struct str a, struct str b);
  * NUL byte (neither is allowed in a Matrix path parameter).
  */
 long str_percent_decode(struct str in, char *out);
+/* Percent-encodes everything but RFC 3986 unreserved characters (for a
+ * path segment or query value) into an arena string. */
+struct arena;
+char *str_percent_encode(struct arena *a, const char *s);
 
 #endif

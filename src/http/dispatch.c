@@ -178,6 +178,7 @@ void dispatch_local(struct req *r, const char *method, const char *path, const c
     r->n_headers = n;
     if (query) {
         req_parse_query(r, str_from(query));
+        buf_append(&r->raw_query, query, strlen(query));
     }
     if (!dispatch_begin(r, method, str_from(path), resources)) {
         return;

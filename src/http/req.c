@@ -35,6 +35,7 @@ void req_init(struct req *r, struct srv *srv)
     arena_init(&r->arena);
     buf_init(&r->body);
     buf_init(&r->resp);
+    buf_init(&r->raw_query);
     r->srv = srv;
     r->start_ns = req_now_ns();
 }
@@ -44,6 +45,7 @@ void req_release(struct req *r)
     arena_release(&r->arena);
     buf_release(&r->body);
     buf_release(&r->resp);
+    buf_release(&r->raw_query);
 }
 
 const char *req_query(const struct req *r, const char *key)
@@ -145,6 +147,14 @@ int req_bytes(struct req *r, int status, const char *content_type, const void *d
     buf_reset(&r->resp);
     buf_append(&r->resp, data, len);
     return 0;
+}
+
+struct buf *req_json_raw(struct req *r, int status)
+{
+    r->status = status;
+    r->content_type = "application/json";
+    buf_reset(&r->resp);
+    return &r->resp;
 }
 
 int req_json(struct req *r, int status, json_t *body)

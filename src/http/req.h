@@ -66,6 +66,7 @@ struct req {
     int n_params;
     struct req_arg *query;      /* decoded query arguments, in order */
     int n_query;
+    struct buf raw_query;       /* the query string as sent, without '?' (X-Matrix signs it) */
     struct req_header *headers; /* request headers copied at arrival */
     int n_headers;
     const char *remote_addr;    /* "ip" of the peer */
@@ -77,6 +78,7 @@ struct req {
 
     /* Who is calling, filled by authentication (NULLs when anonymous). */
     struct {
+        const char *server;     /* AUTH_SERVER: the verified origin server */
         const char *user_id;
         const char *device_id;
         const char *token_hash; /* hex SHA-256 of the access token used */
@@ -101,6 +103,7 @@ struct req {
 
     void *room_job;      /* the last event this request queued (svc/room) */
     const char *result;  /* a value a continuation answers with */
+    void *cont_data;     /* what a continuation picks up (e.g. a remote server's answer) */
 
     /* Owned by the HTTP layer. */
     void *conn;                 /* the MHD connection, NULL when dispatched locally */
@@ -132,6 +135,13 @@ const char *req_header(const struct req *r, const char *name);
 
 /* Sets a JSON response; steals the reference to `body`. Returns 0. */
 int req_json(struct req *r, int status, json_t *body);
+/*
+ * Starts a JSON response the handler serialises itself (large bodies
+ * assembled from cached JSON text): sets the status and the JSON content
+ * type and returns the emptied response buffer, which the handler fills
+ * with one complete JSON value.
+ */
+struct buf *req_json_raw(struct req *r, int status);
 /* Sets a response of raw bytes with a content type (copied). Returns 0. */
 int req_bytes(struct req *r, int status, const char *content_type, const void *data, size_t len);
 /* Adds a response header; both strings must live as long as the request

@@ -30,22 +30,33 @@ const struct route *router_routes(size_t *count)
     return routes;
 }
 
+static const struct {
+    const char *name;
+    enum http_method m;
+} method_names[] = {
+    {"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},       {"POST", HTTP_POST},
+    {"PUT", HTTP_PUT},       {"DELETE", HTTP_DELETE},   {"OPTIONS", HTTP_OPTIONS},
+    {"PATCH", HTTP_PATCH},
+};
+
 enum http_method router_method(const char *name)
 {
-    static const struct {
-        const char *name;
-        enum http_method m;
-    } names[] = {
-        {"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},       {"POST", HTTP_POST},
-        {"PUT", HTTP_PUT},       {"DELETE", HTTP_DELETE},   {"OPTIONS", HTTP_OPTIONS},
-        {"PATCH", HTTP_PATCH},
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(name, names[i].name) == 0) {
-            return names[i].m;
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
+        if (strcmp(name, method_names[i].name) == 0) {
+            return method_names[i].m;
         }
     }
     return HTTP_OTHER;
+}
+
+const char *router_method_name(enum http_method m)
+{
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
+        if (method_names[i].m == m) {
+            return method_names[i].name;
+        }
+    }
+    return "OTHER";
 }
 
 unsigned router_resource_of(struct str path)

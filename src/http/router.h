@@ -78,6 +78,8 @@ unsigned router_resource_of(struct str path);
 
 /* Parses an HTTP method name. */
 enum http_method router_method(const char *name);
+/* The name of a method ("GET"...), "OTHER" for HTTP_OTHER. */
+const char *router_method_name(enum http_method m);
 
 /*
  * Module-internal, exposed for tests: matches one template against a raw

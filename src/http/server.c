@@ -172,7 +172,18 @@ static enum MHD_Result copy_arg(void *cls, enum MHD_ValueKind kind, const char *
                                 const char *value)
 {
     if (key) {
-        req_add_query_raw(cls, key, value);
+        struct req *r = cls;
+        req_add_query_raw(r, key, value);
+        /* MHD leaves the arguments escaped (no_unescape): joined again in
+         * order they are the query string as sent. */
+        if (r->raw_query.len) {
+            buf_append(&r->raw_query, "&", 1);
+        }
+        buf_append(&r->raw_query, key, strlen(key));
+        if (value) {
+            buf_append(&r->raw_query, "=", 1);
+            buf_append(&r->raw_query, value, strlen(value));
+        }
     }
     return MHD_YES;
 }

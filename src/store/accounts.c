@@ -22,6 +22,12 @@ int store_user_deactivate(struct store_conn *c, const char *user_id, bool erase)
     if (rc == 0) {
         rc = store_devices_delete_all(c, user_id, NULL);
     }
+    if (rc == 0) {
+        rc = store_room_keys_delete_user(c, user_id); /* key backups go with the account */
+    }
+    if (rc == 0) {
+        rc = store_keys_cs_delete_user(c, user_id); /* cross-signing keys */
+    }
     if (rc == 0 && erase) {
         rc = store__ok(store__exec(c, "DELETE FROM profiles WHERE user_id = ?", "t", user_id));
     }

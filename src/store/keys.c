@@ -1,7 +1,9 @@
 /*
  * Queries behind end-to-end encryption keys (schema 013_keys): the
  * identity keys of each device, its one-time keys and its fallback key
- * per algorithm. api/client/keys.c checks signatures and shapes; this
+ * per algorithm; and cross-signing (schema 016_cross_signing): each
+ * user's master, self-signing and user-signing keys and the signatures
+ * uploaded for keys. api/client/keys.c checks signatures and shapes; this
  * file only stores, counts and hands out. A claim deletes the one-time
  * key it returns in the same statement, so each key goes to one claimer.
  */
@@ -244,5 +246,134 @@ int store_keys_prune_devices(struct store_conn *c, const char *user_id)
             return rc;
         }
     }
-    return 0;
+    /* Cross-signing signatures of the deleted devices (targets other
+     * than the master key are devices), and those the deleted devices
+     * made of the user's own master key. */
+    int rc = store__ok(store__exec(
+        c,
+        "DELETE FROM e2e_cross_signing_signatures WHERE user_id = ? AND target_id NOT IN "
+        "(SELECT device_id FROM devices WHERE user_id = ?) AND target_id NOT IN "
+        "(SELECT public_key FROM e2e_cross_signing_keys WHERE user_id = ? AND "
+        "key_type = 'master')",
+        "ttt", user_id, user_id, user_id));
+    if (rc == 0) {
+        rc = store__ok(store__exec(
+            c,
+            "DELETE FROM e2e_cross_signing_signatures WHERE user_id = ? AND signer_id = ? AND "
+            "target_id IN (SELECT public_key FROM e2e_cross_signing_keys WHERE user_id = ? AND "
+            "key_type = 'master') AND signing_key_id NOT IN "
+            "(SELECT 'ed25519:' || device_id FROM devices WHERE user_id = ?)",
+            "tttt", user_id, user_id, user_id, user_id));
+    }
+    return rc;
 }
+
+/* ---- cross-signing ---- */
+
+static void cs_key_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    struct store_cs_key *k = row;
+    k->key_type = store__col_str(st, 0, arena);
+    k->public_key = store__col_str(st, 1, arena);
+    k->key_json = store__col_str(st, 2, arena);
+}
+
+int store_keys_cs_list(struct store_conn *c, struct arena *arena, const char *user_id,
+                       struct store_cs_key **out, size_t *n)
+{
+    struct db_stmt *st;
+    int rc = store__query(c, &st,
+                          "SELECT key_type, public_key, key_json FROM e2e_cross_signing_keys "
+                          "WHERE user_id = ? ORDER BY key_type",
+                          "t", user_id);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = NULL;
+    *n = 0;
+    return store__collect(st, arena, sizeof(**out), cs_key_row, out, n);
+}
+
+int store_keys_cs_put(struct store_conn *c, const char *user_id, const char *key_type,
+                      const char *public_key, const char *key_json, int64_t ts)
+{
+    return store__ok(store__exec(c,
+                                 "INSERT INTO e2e_cross_signing_keys (user_id, key_type, "
+                                 "public_key, key_json, updated_ts) VALUES (?, ?, ?, ?, ?) "
+                                 "ON CONFLICT (user_id, key_type) DO UPDATE SET "
+                                 "public_key = excluded.public_key, "
+                                 "key_json = excluded.key_json, updated_ts = excluded.updated_ts",
+                                 "tttti", user_id, key_type, public_key, key_json, ts));
+}
+
+static void cs_sig_row(struct db_stmt *st, struct arena *arena, void *row)
+{
+    struct store_cs_signature *g = row;
+    g->target_id = store__col_str(st, 0, arena);
+    g->signer_id = store__col_str(st, 1, arena);
+    g->signing_key_id = store__col_str(st, 2, arena);
+    g->signature = store__col_str(st, 3, arena);
+}
+
+int store_keys_cs_signatures(struct store_conn *c, struct arena *arena, const char *user_id,
+                             const char *viewer_id, struct store_cs_signature **out, size_t *n)
+{
+    struct db_stmt *st;
+    int rc = store__query(c, &st,
+                          "SELECT target_id, signer_id, signing_key_id, signature "
+                          "FROM e2e_cross_signing_signatures WHERE user_id = ? AND "
+                          "(signer_id = ? OR signer_id = ?) "
+                          "ORDER BY target_id, signer_id, signing_key_id",
+                          "ttt", user_id, user_id, viewer_id);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = NULL;
+    *n = 0;
+    return store__collect(st, arena, sizeof(**out), cs_sig_row, out, n);
+}
+
+int store_keys_cs_signature_put(struct store_conn *c, const char *user_id, const char *target_id,
+                                const char *signer_id, const char *signing_key_id,
+                                const char *signature)
+{
+    return store__ok(store__exec(c,
+                                 "INSERT INTO e2e_cross_signing_signatures (user_id, target_id, "
+                                 "signer_id, signing_key_id, signature) VALUES (?, ?, ?, ?, ?) "
+                                 "ON CONFLICT (user_id, target_id, signer_id, signing_key_id) "
+                                 "DO UPDATE SET signature = excluded.signature",
+                                 "ttttt", user_id, target_id, signer_id, signing_key_id,
+                                 signature));
+}
+
+int store_keys_cs_signatures_drop_target(struct store_conn *c, const char *user_id,
+                                         const char *target_id)
+{
+    return store__ok(store__exec(c,
+                                 "DELETE FROM e2e_cross_signing_signatures "
+                                 "WHERE user_id = ? AND target_id = ?",
+                                 "tt", user_id, target_id));
+}
+
+int store_keys_cs_signatures_drop_by(struct store_conn *c, const char *signer_id,
+                                     const char *signing_key_id)
+{
+    return store__ok(store__exec(c,
+                                 "DELETE FROM e2e_cross_signing_signatures "
+                                 "WHERE signer_id = ? AND signing_key_id = ?",
+                                 "tt", signer_id, signing_key_id));
+}
+
+int store_keys_cs_delete_user(struct store_conn *c, const char *user_id)
+{
+    int rc = store__ok(store__exec(c, "DELETE FROM e2e_cross_signing_keys WHERE user_id = ?",
+                                   "t", user_id));
+    if (rc == 0) {
+        rc = store__ok(store__exec(c,
+                                   "DELETE FROM e2e_cross_signing_signatures "
+                                   "WHERE user_id = ? OR signer_id = ?",
+                                   "tt", user_id, user_id));
+    }
+    return rc;
+}
+

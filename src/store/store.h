@@ -108,7 +108,7 @@ int store_user_set_password(struct store_conn *c, const char *user_id, const cha
 
 /*
  * Deactivates an account: marks it, removes its password, devices, access
- * and refresh tokens, and (with `erase`) its profile. Run it in a
+ * and refresh tokens, key backups, and (with `erase`) its profile. Run it in a
  * transaction. -ERR_NOT_FOUND if no user.
  */
 int store_user_deactivate(struct store_conn *c, const char *user_id, bool erase);
@@ -848,8 +848,52 @@ int store_keys_claim(struct store_conn *c, struct arena *arena, const char *user
                      char **key_json, bool *fallback);
 
 /* Deletes the keys of every device of `user_id` that no longer exists in
- * `devices`; call it in the transaction that deleted devices. */
+ * `devices`, with the cross-signing signatures of those devices and the
+ * ones they made; call it in the transaction that deleted devices. */
 int store_keys_prune_devices(struct store_conn *c, const char *user_id);
+
+/* ---- cross-signing (keys.c, schema 016_cross_signing) ---- */
+
+struct store_cs_key {
+    char *key_type;   /* "master", "self_signing" or "user_signing" */
+    char *public_key; /* unpadded base64 ed25519 key; key ID "ed25519:" + it */
+    char *key_json;   /* the CrossSigningKey as uploaded, without `unsigned` */
+};
+/* The user's cross-signing keys (arena array, at most one per type, *n
+ * may be 0). */
+int store_keys_cs_list(struct store_conn *c, struct arena *arena, const char *user_id,
+                       struct store_cs_key **out, size_t *n);
+/* Stores (or replaces) the user's key of `key_type`. */
+int store_keys_cs_put(struct store_conn *c, const char *user_id, const char *key_type,
+                      const char *public_key, const char *key_json, int64_t ts);
+
+struct store_cs_signature {
+    char *target_id;      /* a device ID of the user, or their master key's public key */
+    char *signer_id;      /* the user who signed */
+    char *signing_key_id; /* the key ID under signatures[signer_id] */
+    char *signature;
+};
+/* The uploaded signatures of user_id's devices and master key made by
+ * user_id or by viewer_id (what viewer_id may see; spec "Key and signature
+ * security"), ordered by target (arena array, *n may be 0). */
+int store_keys_cs_signatures(struct store_conn *c, struct arena *arena, const char *user_id,
+                             const char *viewer_id, struct store_cs_signature **out, size_t *n);
+/* Stores a signature of user_id's `target_id` (replacing one by the same
+ * signer and key). */
+int store_keys_cs_signature_put(struct store_conn *c, const char *user_id, const char *target_id,
+                                const char *signer_id, const char *signing_key_id,
+                                const char *signature);
+/* Deletes the signatures of user_id's `target_id` (a replaced master key
+ * or device identity). */
+int store_keys_cs_signatures_drop_target(struct store_conn *c, const char *user_id,
+                                         const char *target_id);
+/* Deletes the signatures signer_id made with `signing_key_id` (a replaced
+ * self-signing or user-signing key). */
+int store_keys_cs_signatures_drop_by(struct store_conn *c, const char *signer_id,
+                                     const char *signing_key_id);
+/* Deletes the user's cross-signing keys, the signatures of their keys and
+ * those they made (account deactivation). */
+int store_keys_cs_delete_user(struct store_conn *c, const char *user_id);
 
 /* ---- send-to-device messages (to_device.c) ---- */
 
@@ -883,5 +927,193 @@ int store_to_device_ack(struct store_conn *c, const char *user_id, const char *d
 /* Deletes the messages of `user_id`'s devices that no longer exist: call
  * it in the transaction that deleted devices. */
 int store_to_device_prune(struct store_conn *c, const char *user_id);
+
+/* ---- device-list changes (device_lists.c) ---- */
+
+/* Records that user_id's device list changed at STREAM_DEVICE_LISTS `pos`. */
+int store_device_lists_add(struct store_conn *c, int64_t pos, const char *user_id);
+/* The distinct users with a change at a position in (after, upto]. */
+int store_device_lists_changed(struct store_conn *c, struct arena *arena, int64_t after,
+                               int64_t upto, char ***users, size_t *n);
+/* Every user joined to a room user_id is joined to now (user_id included
+ * when joined anywhere), once each. */
+int store_users_sharing_rooms(struct store_conn *c, struct arena *arena, const char *user_id,
+                              char ***users, size_t *n);
+/* The users joined to a room now. */
+int store_room_joined_users(struct store_conn *c, struct arena *arena, int64_t room_nid,
+                            char ***users, size_t *n);
+
+struct store_member_change {
+    int64_t room_nid;
+    char *user_id;          /* the state key */
+    char *json;             /* the member event */
+    int64_t state_before_nid;
+    int64_t type_nid, state_key_nid;
+    char *current;          /* the user's current membership there, or NULL */
+};
+/* The non-rejected m.room.member events with stream positions in
+ * (after, upto] in rooms where user_id is joined now or whose own
+ * membership changed in that window, oldest first, at most `max`. */
+int store_member_changes(struct store_conn *c, struct arena *arena, const char *user_id,
+                         int64_t after, int64_t upto, size_t max,
+                         struct store_member_change **out, size_t *n);
+
+/* ---- server-side key backups (room_keys.c, schema 017_room_keys) ---- */
+
+/* One backup version of a user (spec "Server-side key backups"). */
+struct store_backup_version {
+    int64_t version;
+    char *algorithm;
+    char *auth_data; /* JSON object text */
+    int64_t etag;    /* bumped whenever the version's keys change */
+    int64_t count;   /* sessions stored in the version */
+};
+/* One backed-up session key; session_data is JSON object text. */
+struct store_room_key {
+    char *room_id;
+    char *session_id;
+    int64_t first_message_index;
+    int64_t forwarded_count;
+    bool is_verified;
+    char *session_data;
+};
+/*
+ * Creates the user's next backup version, numbered one above every
+ * version the user ever had (deleted ones included), and sets *version.
+ * Runs outside a transaction (it retries a number taken concurrently).
+ */
+int store_room_keys_version_create(struct store_conn *c, const char *user_id,
+                                   const char *algorithm, const char *auth_data,
+                                   int64_t *version);
+/* The user's backup `version`, or with version 0 the current one (the
+ * highest not deleted), into *out (arena strings); -ERR_NOT_FOUND when
+ * there is none or it was deleted. */
+int store_room_keys_version_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                                int64_t version, struct store_backup_version *out);
+/* Replaces the auth_data of a version that is not deleted (else
+ * -ERR_NOT_FOUND). */
+int store_room_keys_version_update(struct store_conn *c, const char *user_id, int64_t version,
+                                   const char *auth_data);
+/* Marks a version deleted and deletes its keys: 0 (also when it was
+ * deleted before), -ERR_NOT_FOUND when the user never had it. */
+int store_room_keys_version_delete(struct store_conn *c, const char *user_id, int64_t version);
+/*
+ * Locks a version that is not deleted for the rest of the caller's
+ * transaction (a no-op UPDATE of its row), so keys written or deleted
+ * under it cannot race a deletion of the version. 0 or -ERR_NOT_FOUND.
+ */
+int store_room_keys_version_hold(struct store_conn *c, const char *user_id, int64_t version);
+/*
+ * Stores a session key unless the stored one for the same session is
+ * better by the spec's rule (verified first, then lower
+ * first_message_index, then lower forwarded_count; a tie keeps the stored
+ * one). k->room_id and k->session_id name the session. Returns 1 when it
+ * was stored, 0 when the stored one was kept, or a negative ERR_*.
+ */
+int store_room_keys_put(struct store_conn *c, const char *user_id, int64_t version,
+                        const struct store_room_key *k);
+/* The keys of a version, all of them or of one room (room_id) or one
+ * session (room_id and session_id), ordered by room and session (arena
+ * array, *n may be 0). */
+int store_room_keys_list(struct store_conn *c, struct arena *arena, const char *user_id,
+                         int64_t version, const char *room_id, const char *session_id,
+                         struct store_room_key **out, size_t *n);
+/* Deletes keys of a version, chosen as in store_room_keys_list. Returns
+ * how many were deleted or a negative ERR_*. */
+int store_room_keys_delete(struct store_conn *c, const char *user_id, int64_t version,
+                           const char *room_id, const char *session_id);
+/* Adds one to a version's etag (after its keys changed). */
+int store_room_keys_bump_etag(struct store_conn *c, const char *user_id, int64_t version);
+/* Deletes every backup version and key of the user (deactivation). */
+int store_room_keys_delete_user(struct store_conn *c, const char *user_id);
+
+/* ---- dehydrated devices, MSC3814 (dehydrated.c) ---- */
+
+/* The user's dehydrated device: its ID and the client's device_data JSON
+ * text (arena strings), or -ERR_NOT_FOUND when it has none. */
+int store_dehydrated_get(struct store_conn *c, struct arena *arena, const char *user_id,
+                         char **device_id, char **device_data);
+/*
+ * Creates device `device_id` of the user as its dehydrated device, with
+ * `device_data` (JSON text) and display name (NULL: none). Returns 0, or
+ * -ERR_CONFLICT when the user already has a device with that ID or
+ * another dehydrated device (delete it first, in the same transaction).
+ * Deleting a dehydrated device is store_device_delete.
+ */
+int store_dehydrated_create(struct store_conn *c, const char *user_id, const char *device_id,
+                            const char *display_name, const char *device_data, int64_t ts);
+
+/* ---- other servers' signing keys (server_keys.c) ---- */
+
+struct store_server_key {
+    char *key_id;         /* "ed25519:..." */
+    char *public_key;     /* unpadded base64 */
+    int64_t valid_until_ts;
+    int64_t expired_ts;   /* 0 for a current key, else when it stopped being one */
+    int64_t fetched_ts;
+};
+/* One key of a server, or -ERR_NOT_FOUND. */
+int store_server_key_get(struct store_conn *c, struct arena *arena, const char *server,
+                         const char *key_id, struct store_server_key *out);
+/* Inserts or replaces one key with the signed response it came in. */
+int store_server_key_put(struct store_conn *c, const char *server, const struct store_server_key *k,
+                         const char *key_json);
+/* The distinct signed responses stored for a server (for notary answers). */
+int store_server_keys_json(struct store_conn *c, struct arena *arena, const char *server,
+                           char ***jsons, size_t *n);
+
+/* ---- outbound federation queue (fedqueue.c, used by svc/fedqueue) ---- */
+
+struct store_fedqueue_item {
+    int64_t seq;
+    bool is_pdu;
+    char *edu_type; /* EDUs */
+    char *event_id; /* PDUs */
+    char *json;     /* the PDU, or the EDU's content */
+    char *txn_id;   /* the transaction it went out in, NULL before */
+};
+struct store_fedqueue_dest {
+    char *destination;
+    int64_t retry_ms, retry_at;
+};
+/* Queues one item for `destination` after its others, inside the caller's
+ * transaction (the per-destination row lock orders concurrent adders).
+ * `edu_type` NULL: a PDU (`event_id`, PDU JSON); else an EDU's content. */
+int store_fedqueue_add(struct store_conn *c, const char *destination, const char *edu_type,
+                       const char *event_id, const char *json, int64_t ts);
+/* The destinations that have queued items, with their backoff state. */
+int store_fedqueue_dests(struct store_conn *c, struct arena *arena,
+                         struct store_fedqueue_dest **out, size_t *n);
+/* The first `limit` items of a destination, in order. */
+int store_fedqueue_head(struct store_conn *c, struct arena *arena, const char *destination,
+                        int64_t limit, struct store_fedqueue_item **out, size_t *n);
+/* Takes the destination's next transaction counter (never reused). */
+int store_fedqueue_next_txn(struct store_conn *c, const char *destination, int64_t *out);
+/* Puts the items up to `last_seq` not yet in a transaction into `txn_id`. */
+int store_fedqueue_assign(struct store_conn *c, const char *destination, int64_t last_seq,
+                          const char *txn_id);
+/* Deletes the items of an acknowledged transaction. */
+int store_fedqueue_ack(struct store_conn *c, const char *destination, const char *txn_id);
+/* Records the destination's backoff (0, 0: healthy). */
+int store_fedqueue_retry_set(struct store_conn *c, const char *destination, int64_t retry_ms,
+                             int64_t retry_at);
+
+/* ---- inbound federation transactions (fed_txns.c) ---- */
+
+/* The answer stored for transaction txn_id of `origin` (JSON text,
+ * arena), or -ERR_NOT_FOUND. */
+int store_fed_txn_get(struct store_conn *c, struct arena *arena, const char *origin,
+                      const char *txn_id, char **response);
+/* Stores the answer of a transaction: 1, or 0 when one is already stored
+ * (a concurrent retry finished first; it is kept). */
+int store_fed_txn_put(struct store_conn *c, const char *origin, const char *txn_id,
+                      const char *response, int64_t ts);
+/* Records that m.direct_to_device message `message_id` of `origin` is
+ * being queued (in the caller's transaction): 1 when it is new, 0 when it
+ * was queued before, or a negative ERR_*. */
+int store_fed_to_device_seen(struct store_conn *c, const char *origin, const char *message_id,
+                             int64_t ts);
+/* Deletes stored answers and message IDs older than `before` (ms). */
+int store_fed_txns_prune(struct store_conn *c, int64_t before);
 
 #endif

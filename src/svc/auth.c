@@ -17,11 +17,15 @@
 #include <strings.h>
 
 #include "base/err.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/map.h"
 #include "base/xmalloc.h"
+#include "core/id.h"
+#include "core/xmatrix.h"
 #include "http/router.h"
 #include "store/store.h"
+#include "svc/keyring.h"
 #include "svc/srv.h"
 
 #define AUTH_CACHE_MAX 65536
@@ -302,13 +306,59 @@ static int resolve(struct req *r, const char *token)
     return 0;
 }
 
+/*
+ * Federation requests (spec: Server-Server API "Request Authentication"):
+ * the X-Matrix header names the origin and its key; the signature must
+ * cover this method, the path and query as sent, this server as the
+ * destination and the JSON body. The origin's key comes from the keyring
+ * (which may fetch it). Every failure is 401 M_UNAUTHORIZED.
+ */
+static int server_request(struct req *r)
+{
+    const char *own = r->srv->cfg->server_name;
+    struct xmatrix x;
+    if (xmatrix_parse(&r->arena, req_header(r, "Authorization"), &x) != 0) {
+        return req_fail(r, -ERR_UNAUTHORIZED, "Missing or malformed X-Matrix Authorization");
+    }
+    if (!id_server_name_valid(x.origin, strlen(x.origin))) {
+        return req_fail(r, -ERR_UNAUTHORIZED, "Invalid origin server name");
+    }
+    if (x.destination && strcmp(x.destination, own) != 0) {
+        return req_fail(r, -ERR_UNAUTHORIZED, "This request is meant for another server");
+    }
+    unsigned char pk[KEYS_PUBLIC_BYTES];
+    if (!r->srv->keyring ||
+        keyring_get(r->srv->keyring, r->db, x.origin, x.key, req_now_ms(), pk) != 0) {
+        return req_fail(r, -ERR_UNAUTHORIZED, "Unknown key %s of %s", x.key, x.origin);
+    }
+    const char *uri = r->raw_query.len ? arena_printf(&r->arena, "%.*s?%.*s", (int)r->path.len,
+                                                      r->path.p, (int)r->raw_query.len,
+                                                      r->raw_query.p)
+                                       : arena_strndup(&r->arena, r->path.p, r->path.len);
+    json_t *content = r->json;
+    if (!content && r->body.len) {
+        content = json_arena(&r->arena, json_loadb(r->body.p, r->body.len, 0, NULL));
+        if (!content) {
+            return req_fail(r, -ERR_UNAUTHORIZED, "The signed body is not JSON");
+        }
+    }
+    if (xmatrix_verify(&x, own, router_method_name(r->method), uri, content, pk) != 0) {
+        return req_fail(r, -ERR_UNAUTHORIZED, "Invalid X-Matrix signature");
+    }
+    r->auth.server = x.origin;
+    return 0;
+}
+
 int auth_request(struct req *r)
 {
     enum route_auth kind = r->route->auth;
     if (kind == AUTH_NONE) {
         return 0;
     }
-    if (kind == AUTH_SERVER || kind == AUTH_APPSERVICE) {
+    if (kind == AUTH_SERVER) {
+        return server_request(r);
+    }
+    if (kind == AUTH_APPSERVICE) {
         return req_fail(r, -ERR_UNAUTHORIZED, "This kind of authentication is not supported yet");
     }
     const char *token = request_token(r);

@@ -5,9 +5,16 @@
  * A cached room holds its current state as full PDUs keyed by
  * "type\0state_key", its forward extremities and the nid of its current
  * state snapshot. Auth checks parse the few state events they need into
- * the request arena on demand. A room being created enters the cache
- * before its create event is queued, which reserves its ID: a second
- * create event with the same ID is built again, never stored.
+ * the request arena on demand. Each state entry also keeps what readers
+ * derive from its PDU, made on first use and dropped when the entry is
+ * replaced or redacted: the PDU with its event ID (shared by every
+ * room_state_event/room_state_all reader) and the renderings of
+ * room_state_walk (the serialised client format of GET /state, the
+ * /joined_members entry), so reading a big room copies no PDUs.
+ *
+ * A room being created enters the cache before its create event is
+ * queued, which reserves its ID: a second create event with the same ID
+ * is built again, never stored.
  *
  * State snapshots follow docs/STORAGE.md: a new snapshot is a layer over
  * the current one, merged upwards while it is at least half the size of
@@ -40,14 +47,36 @@
 
 #define ROOM_MAX_PREV_EVENTS 10
 
+/* A rendering of a state entry made for room_state_walk, by `fn`. */
+struct rendering {
+    room_render_fn *fn; /* NULL: slot unused */
+    char *p;            /* heap, exactly len bytes (+ NUL) */
+    size_t len;
+};
+
+/* Renderings kept per entry: the client format and the joined-member
+ * entry are the two in use; a third kind would replace the second. */
+#define ENTRY_RENDERINGS 2
+
+/* Whole-state walks touch every entry of a big room, so what they test
+ * lives in the entry itself (key and short memberships inline). */
+#define ENTRY_MEMBERSHIP_INLINE 16
+
 struct state_entry {
-    char *key;        /* "type\0state_key", heap */
     size_t key_len;
     const char *type; /* points into key */
     const char *state_key;
     int64_t event_nid;
     char *event_id;
     json_t *pdu;
+    /* Derived from pdu, reset with it (entry_set_pdu). */
+    const char *membership; /* into mbuf, or into pdu when longer */
+    bool has_ts;
+    int64_t ts;
+    json_t *with_id; /* pdu + "event_id", built on the first read; NULL until then */
+    struct rendering renders[ENTRY_RENDERINGS];
+    char mbuf[ENTRY_MEMBERSHIP_INLINE];
+    char key[]; /* "type\0state_key" */
 };
 
 struct extremity {
@@ -166,10 +195,21 @@ struct rooms *rooms_new(void)
     return rs;
 }
 
+/* Drops what was derived from the entry's PDU. */
+static void entry_forget(struct state_entry *e)
+{
+    json_decref(e->with_id);
+    e->with_id = NULL;
+    for (size_t k = 0; k < ENTRY_RENDERINGS; k++) {
+        free(e->renders[k].p);
+        e->renders[k] = (struct rendering){0};
+    }
+}
+
 static void entry_free(struct state_entry *e)
 {
+    entry_forget(e);
     json_decref(e->pdu);
-    free(e->key);
     free(e->event_id);
     free(e);
 }
@@ -260,13 +300,34 @@ static struct str make_key(struct arena *a, const char *type, const char *state_
     return (struct str){k, tl + 1 + kl};
 }
 
+static const char *membership_of(const json_t *pdu);
+
+/* Sets (or replaces, after a redaction) the entry's PDU, taking a new
+ * reference, and what is derived from it. Caller holds the room's mutex
+ * or owns an unpublished room. */
+static void entry_set_pdu(struct state_entry *e, json_t *pdu)
+{
+    json_incref(pdu);
+    json_decref(e->pdu);
+    entry_forget(e);
+    e->pdu = pdu;
+    const char *m = membership_of(pdu);
+    e->membership = m;
+    if (m && strlen(m) < sizeof(e->mbuf)) {
+        memcpy(e->mbuf, m, strlen(m) + 1);
+        e->membership = e->mbuf;
+    }
+    long long ts = 0;
+    e->has_ts = json_get_int(pdu, "origin_server_ts", &ts);
+    e->ts = ts;
+}
+
 static struct state_entry *entry_new(const char *type, const char *state_key, int64_t event_nid,
                                      const char *event_id,
                                      json_t *pdu)
 {
-    struct state_entry *e = xcalloc(1, sizeof(*e));
     size_t tl = strlen(type), kl = strlen(state_key);
-    e->key = xmalloc(tl + kl + 2);
+    struct state_entry *e = xcalloc(1, sizeof(*e) + tl + kl + 2);
     memcpy(e->key, type, tl + 1);
     memcpy(e->key + tl + 1, state_key, kl + 1);
     e->key_len = tl + 1 + kl;
@@ -274,7 +335,7 @@ static struct state_entry *entry_new(const char *type, const char *state_key, in
     e->state_key = e->key + tl + 1;
     e->event_nid = event_nid;
     e->event_id = xstrdup(event_id);
-    e->pdu = json_incref(pdu);
+    entry_set_pdu(e, pdu);
     return e;
 }
 
@@ -1031,8 +1092,8 @@ static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct 
             json_t *pruned = NULL;
             if (strcmp(se->event_id, j->redacts) == 0 &&
                 redact_event(room->rv, se->pdu, &pruned) == 0) {
-                json_decref(se->pdu);
-                se->pdu = pruned;
+                entry_set_pdu(se, pruned);
+                json_decref(pruned);
                 break;
             }
         }
@@ -1386,15 +1447,18 @@ int room_power(struct req *r, const char *room_id, const char *user_id, int64_t 
 }
 
 /*
- * A shallow copy of a cached PDU with "event_id" set: from room version 3
- * on the ID is not part of the PDU, and readers need it. The nested values
- * stay shared with the cache, which never modifies them.
+ * The cached PDU with "event_id" set (from room version 3 on the ID is not
+ * part of the PDU, and readers need it): a shallow copy made on the first
+ * read and shared by every reader after (a new reference each time), until
+ * the entry is replaced or redacted. Caller holds the room's mutex.
  */
-static json_t *pdu_with_id(const struct state_entry *e)
+static json_t *pdu_with_id(struct state_entry *e)
 {
-    json_t *c = json_copy(e->pdu);
-    json_object_set_new(c, "event_id", json_string(e->event_id));
-    return c;
+    if (!e->with_id) {
+        e->with_id = json_copy(e->pdu);
+        json_object_set_new(e->with_id, "event_id", json_string(e->event_id));
+    }
+    return json_incref(e->with_id);
 }
 
 int room_state_event(struct req *r, const char *room_id, const char *type,
@@ -1415,14 +1479,15 @@ int room_state_event(struct req *r, const char *room_id, const char *type,
 int room_membership(struct req *r, const char *room_id, const char *user_id,
                     const char **membership)
 {
-    json_t *pdu = NULL;
-    int rc = room_state_event(r, room_id, "m.room.member", user_id, &pdu);
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
     if (rc < 0) {
         return rc;
     }
-    const char *m = pdu ? membership_of(pdu) : NULL;
-    *membership = pdu ? arena_strdup(&r->arena, m ? m : "") : NULL;
-    json_decref(pdu);
+    pthread_mutex_lock(&room->mu);
+    struct state_entry *e = state_get(room, &r->arena, "m.room.member", user_id);
+    *membership = e ? arena_strdup(&r->arena, e->membership ? e->membership : "") : NULL;
+    pthread_mutex_unlock(&room->mu);
     return 0;
 }
 
@@ -1438,11 +1503,108 @@ int room_state_all(struct req *r, const char *room_id, json_t **out)
     size_t i = 0;
     const struct map_entry *me;
     while (map_next(&room->state, &i, &me)) {
-        const struct state_entry *e = me->value;
-        json_array_append_new(arr, pdu_with_id(e));
+        json_array_append_new(arr, pdu_with_id(me->value));
     }
     pthread_mutex_unlock(&room->mu);
     *out = arr;
+    return 0;
+}
+
+/* The entry's rendering by `fn`, made now (into an exact heap copy) when
+ * the entry has none yet. Caller holds the room's mutex. */
+static struct str entry_rendering(struct state_entry *e, const struct room_state_view *v,
+                                  room_render_fn *fn, struct buf *scratch)
+{
+    struct rendering *slot = NULL;
+    for (size_t k = 0; k < ENTRY_RENDERINGS && !slot; k++) {
+        if (e->renders[k].fn == fn || !e->renders[k].fn) {
+            slot = &e->renders[k];
+        }
+    }
+    if (!slot) {
+        slot = &e->renders[ENTRY_RENDERINGS - 1];
+        free(slot->p);
+        *slot = (struct rendering){0};
+    }
+    if (!slot->fn) {
+        buf_reset(scratch);
+        fn(v, scratch);
+        slot->fn = fn;
+        slot->len = scratch->len;
+        slot->p = xmalloc(scratch->len + 1);
+        memcpy(slot->p, scratch->len ? scratch->p : "", scratch->len);
+        slot->p[scratch->len] = '\0';
+    }
+    return (struct str){slot->p, slot->len};
+}
+
+/* Whole-state walks of a big room are bound by cache misses, one heap
+ * entry (and one rendering) per state event: the walk collects the
+ * entries from the map's slot array first, then fetches ahead. */
+#define WALK_AHEAD_ENTRY 16
+#define WALK_AHEAD_TEXT 8
+
+/* Starts loading the rendering of `e` by fn, if it has one. */
+static void prefetch_rendering(const struct state_entry *e, room_render_fn *fn)
+{
+    for (size_t k = 0; k < ENTRY_RENDERINGS; k++) {
+        if (e->renders[k].fn == fn) {
+            __builtin_prefetch(e->renders[k].p);
+            return;
+        }
+    }
+}
+
+int room_state_walk(struct req *r, const char *room_id, const struct room_walk *w)
+{
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    struct buf scratch = BUF_INIT;
+    pthread_mutex_lock(&room->mu);
+    size_t n = 0;
+    struct state_entry **all = xmalloc((room->state.count + 1) * sizeof(*all));
+    size_t it = 0;
+    const struct map_entry *me;
+    while (map_next(&room->state, &it, &me)) {
+        all[n++] = me->value;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + WALK_AHEAD_ENTRY < n) {
+            /* The fields read, the inline membership and the key. */
+            const char *p = (const char *)all[i + WALK_AHEAD_ENTRY];
+            for (size_t off = 0; off < sizeof(struct state_entry) + 32; off += 64) {
+                __builtin_prefetch(p + off);
+            }
+        }
+        if (w->render && i + WALK_AHEAD_TEXT < n) {
+            prefetch_rendering(all[i + WALK_AHEAD_TEXT], w->render);
+        }
+        struct state_entry *e = all[i];
+        if (w->type && strcmp(e->type, w->type) != 0) {
+            continue;
+        }
+        struct room_state_view v = {.type = e->type,
+                                    .state_key = e->state_key,
+                                    .event_id = e->event_id,
+                                    .membership = e->membership,
+                                    .pdu = e->pdu,
+                                    .has_ts = e->has_ts,
+                                    .origin_server_ts = e->ts};
+        if (w->want && !w->want(w->ctx, &v)) {
+            continue;
+        }
+        struct str text = {"", 0};
+        if (w->render) {
+            text = entry_rendering(e, &v, w->render, &scratch);
+        }
+        w->visit(w->ctx, &v, text);
+    }
+    pthread_mutex_unlock(&room->mu);
+    free(all);
+    buf_release(&scratch);
     return 0;
 }
 

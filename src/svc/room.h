@@ -112,8 +112,9 @@ int room_create(struct req *r, const struct room_version *rv, const char *creato
 
 /*
  * The current state event for (type, key), or NULL: the full PDU with
- * "event_id" added (a new reference; nested values are shared with the
- * cache and must not be modified). -ERR_NOT_FOUND when the room is unknown.
+ * "event_id" added, as a new reference to an object the cache shares with
+ * every reader (read only, top level included). -ERR_NOT_FOUND when the
+ * room is unknown.
  */
 int room_state_event(struct req *r, const char *room_id, const char *type,
                      const char *state_key, json_t **out);
@@ -123,9 +124,53 @@ int room_state_event(struct req *r, const char *room_id, const char *type,
 int room_membership(struct req *r, const char *room_id, const char *user_id,
                     const char **membership);
 
-/* Every current state event (a new JSON array of PDUs with "event_id",
- * as room_state_event gives them). */
+/* Every current state event (a new JSON array of the shared, read-only
+ * PDUs with "event_id" that room_state_event gives). */
 int room_state_all(struct req *r, const char *room_id, json_t **out);
+
+/*
+ * Whole-state reads without copying (GET /state, /members,
+ * /joined_members): room_state_walk calls w->visit for every current
+ * state event of w->type (NULL: all) that w->want accepts (NULL: all),
+ * under the room's lock, with the event's rendering by w->render.
+ *
+ * A rendering is made once per state event and rendering function, kept
+ * in the cache until the event leaves the current state or is redacted,
+ * and shared by every later walk, so a big room's state is serialised
+ * once rather than on every read. Renderings must therefore depend on the
+ * event alone (nothing of the request or the clock); a function must
+ * always render the same event the same way. Two renderings are kept per
+ * event (a third function evicts one).
+ *
+ * Callbacks run under the room's lock: they must be quick and must not
+ * call back into svc/room. Everything in the view belongs to the cache
+ * and is valid during the callback only.
+ */
+struct room_state_view {
+    const char *type;
+    const char *state_key;
+    const char *event_id;
+    const char *membership;  /* content.membership of m.room.member (a string), else NULL */
+    const json_t *pdu;       /* the PDU as cached (no "event_id" from v3 on) */
+    bool has_ts;             /* origin_server_ts is an integer */
+    int64_t origin_server_ts;
+};
+
+/* Appends the rendering of one state event to `out` (bytes of the
+ * caller's choosing; empty is allowed). */
+typedef void room_render_fn(const struct room_state_view *v, struct buf *out);
+
+struct room_walk {
+    const char *type;
+    bool (*want)(void *ctx, const struct room_state_view *v);
+    room_render_fn *render; /* NULL: visit gets an empty rendering */
+    void (*visit)(void *ctx, const struct room_state_view *v, struct str rendered);
+    void *ctx;
+};
+
+/* Walks the current state as above. 0, or -ERR_NOT_FOUND for unknown
+ * rooms (or another negative ERR_* when loading the room failed). */
+int room_state_walk(struct req *r, const char *room_id, const struct room_walk *w);
 
 /* The user's power level and the room's "redact" level, from the current
  * state. -ERR_NOT_FOUND for unknown rooms. */

@@ -26,6 +26,9 @@ struct streams;
 struct presence;
 struct typing;
 struct lazy_members;
+struct fedclient;
+struct keyring;
+struct fedqueue;
 
 struct srv {
     struct config *cfg;
@@ -44,6 +47,9 @@ struct srv {
     struct presence *presence; /* presence of local users (svc/presence.h) */
     struct typing *typing;    /* typing notifications (svc/typing.h) */
     struct lazy_members *lazy_members; /* lazy-loaded members sent per device */
+    struct fedclient *fed;    /* outbound federation requests (svc/fedclient.h) */
+    struct keyring *keyring;  /* other servers' signing keys (svc/keyring.h) */
+    struct fedqueue *fedqueue; /* outbound federation transactions (svc/fedqueue.h) */
     int64_t start_ts;         /* ms since the epoch */
     atomic_bool stopping;     /* set once shutdown begins */
 };

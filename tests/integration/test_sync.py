@@ -85,14 +85,16 @@ def check_shape(body):
         assert isinstance(body["rooms"][section], dict), body
     for key in ("account_data", "presence", "to_device"):
         assert isinstance(body[key]["events"], list), body
-    assert body["device_lists"] == {"changed": [], "left": []}, body
+    assert sorted(body["device_lists"]) == ["changed", "left"], body
+    assert all(isinstance(v, list) for v in body["device_lists"].values()), body
     assert isinstance(body["device_one_time_keys_count"], dict), body
     for rid, room in body["rooms"]["join"].items():
         assert rid.startswith("!"), rid
         assert isinstance(room["timeline"]["events"], list), room
         assert isinstance(room["timeline"]["limited"], bool), room
         assert room["timeline"]["prev_batch"].startswith("s"), room
-        state_key = "state_after" if "state_after" in room else "state"
+        state_key = next((k for k in ("state_after", "org.matrix.msc4222.state_after")
+                          if k in room), "state")
         assert isinstance(room[state_key]["events"], list), room
         assert isinstance(room["ephemeral"]["events"], list), room
         assert isinstance(room["account_data"]["events"], list), room

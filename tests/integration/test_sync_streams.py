@@ -27,11 +27,15 @@ def test_state_after_incremental_includes_timeline_state(server):
     assert "state_after" not in classic
     assert [e["event_id"] for e in classic["timeline"]["events"]] == [topic_id, msg]
     assert classic["state"]["events"] == []
-    for param in ("use_state_after", "org.matrix.msc4222.use_state_after"):
+    # MSC4222's unstable parameter gets the unstable answer key (which is
+    # all matrix-js-sdk reads), the stable one the stable key.
+    for param, key in (("use_state_after", "state_after"),
+                       ("org.matrix.msc4222.use_state_after",
+                        "org.matrix.msc4222.state_after")):
         body = bob.sync(since=since, **{param: "true"})
         entry = body["rooms"]["join"][room]
         assert "state" not in entry, entry
-        ids = [e["event_id"] for e in entry["state_after"]["events"]]
+        ids = [e["event_id"] for e in entry[key]["events"]]
         assert ids == [topic_id], entry
         assert [e["event_id"] for e in entry["timeline"]["events"]] == [topic_id, msg]
 

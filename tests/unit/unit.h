@@ -28,7 +28,9 @@
     X(test_stateres)   \
     X(test_nonce)      \
     X(test_notify)     \
-    X(test_pushrules)
+    X(test_pushrules)  \
+    X(test_xmatrix)    \
+    X(test_acl)
 
 #define UNIT_DECLARE(name) int name(void);
 UNIT_GROUPS(UNIT_DECLARE)

@@ -457,6 +457,10 @@ int client_login(struct req *r)
         rc = client__session_response(r, user_id, device_id, display_name, refresh, &body);
     }
     rc = store_end(r->db, rc);
+    if (rc == 0) {
+        /* A new device: the users sharing a room re-read the device list. */
+        rc = client__device_lists_changed(r, user_id);
+    }
     if (rc < 0) {
         json_decref(body);
         return rc;
@@ -482,6 +486,7 @@ int client_whoami(struct req *r)
 int client_logout(struct req *r)
 {
     /* Spec: logging out also deletes the device (and its keys). */
+    int64_t dl = client__device_lists_reserve(r);
     int rc = store_begin(r->db);
     if (rc == 0) {
         rc = store_device_delete(r->db, r->auth.user_id, r->auth.device_id);
@@ -495,7 +500,11 @@ int client_logout(struct req *r)
     if (rc == 0) {
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
+    if (rc == 0) {
+        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+    }
     rc = store_end(r->db, rc);
+    client__device_lists_publish(r, dl, &r->auth.user_id, 1);
     auth_cache_evict_device(r->srv->auth, r->auth.user_id, r->auth.device_id);
     auth_cache_evict_hash(r->srv->auth, r->auth.token_hash);
     if (rc < 0 && rc != -ERR_NOT_FOUND) {
@@ -506,6 +515,7 @@ int client_logout(struct req *r)
 
 int client_logout_all(struct req *r)
 {
+    int64_t dl = client__device_lists_reserve(r);
     int rc = store_begin(r->db);
     if (rc == 0) {
         rc = store_devices_delete_all(r->db, r->auth.user_id, NULL);
@@ -516,7 +526,11 @@ int client_logout_all(struct req *r)
     if (rc == 0) {
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
+    if (rc == 0) {
+        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+    }
     rc = store_end(r->db, rc);
+    client__device_lists_publish(r, dl, &r->auth.user_id, 1);
     auth_cache_evict_user(r->srv->auth, r->auth.user_id);
     if (rc < 0) {
         return rc;
@@ -602,6 +616,7 @@ int client_account_password(struct req *r)
         return password_hash_async(r, new_password);
     }
 
+    int64_t dl = client__device_lists_reserve(r);
     rc = store_begin(r->db);
     if (rc == 0) {
         rc = store_user_set_password(r->db, r->auth.user_id, r->pw.hash);
@@ -616,7 +631,11 @@ int client_account_password(struct req *r)
     if (rc == 0 && logout_devices) {
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
+    if (rc == 0 && logout_devices) {
+        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+    }
     rc = store_end(r->db, rc);
+    client__device_lists_publish(r, dl, &r->auth.user_id, 1);
     if (logout_devices) {
         /* The caller's own entry is refilled from the database on its next
          * request; every other token of the user is gone. */
@@ -654,6 +673,7 @@ int client_account_deactivate(struct req *r)
     if (rc) {
         return rc;
     }
+    int64_t dl = client__device_lists_reserve(r);
     rc = store_begin(r->db);
     if (rc == 0) {
         rc = store_user_deactivate(r->db, r->auth.user_id, erase);
@@ -664,7 +684,11 @@ int client_account_deactivate(struct req *r)
     if (rc == 0) {
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
+    if (rc == 0) {
+        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+    }
     rc = store_end(r->db, rc);
+    client__device_lists_publish(r, dl, &r->auth.user_id, 1);
     auth_cache_evict_user(r->srv->auth, r->auth.user_id);
     if (rc < 0) {
         return rc;

@@ -292,6 +292,34 @@ void client__receipt_add(json_t *content, const struct store_receipt *rc, const 
 int client__keys_sync_counts(struct req *r, const char *user_id, const char *device_id,
                              json_t **otk_counts, json_t **unused_fallback);
 
+/*
+ * The local halves of /keys/query and /keys/claim, shared with the
+ * federation endpoints (api/federation/user_keys.c). The checks validate
+ * a request map ({user: [device...]} for a query, {user: {device:
+ * algorithm}} for a claim): 0, or the M_MISSING_PARAM (NULL map) /
+ * M_INVALID_PARAM failure set on r.
+ *
+ * client__keys_query_local adds, for each user of the map local to this
+ * server (others are skipped), device_keys[user] (every local user
+ * queried appears, {} when unknown), master_keys[user] and
+ * self_signing_keys[user] to `body`, and user_signing_keys[user] when
+ * the user is `viewer`; fields missing from body are left out. `viewer`
+ * is the local user asking, or NULL for another server: it sees only
+ * the signatures users made of their own keys. Returns 0 or a negative
+ * ERR_* (no failure set).
+ *
+ * client__keys_claim_local claims, in a transaction of its own, one key
+ * per requested device of the map's local users (a one-time key, handed
+ * out once, else the fallback key) into `out`: {user: {device:
+ * {"<algorithm>:<key ID>": key}}}. Devices without a key are left out.
+ * Returns 0 or a negative ERR_*.
+ */
+int client__keys_check_query(struct req *r, const json_t *device_keys);
+int client__keys_query_local(struct req *r, const json_t *device_keys, const char *viewer,
+                             json_t *body);
+int client__keys_check_claim(struct req *r, const json_t *one_time_keys);
+int client__keys_claim_local(struct req *r, const json_t *one_time_keys, json_t *out);
+
 /* ---- send-to-device messages (to_device.c) ---- */
 
 /*
@@ -308,5 +336,65 @@ int client__keys_sync_counts(struct req *r, const char *user_id, const char *dev
  */
 int client__to_device_sync(struct req *r, const char *user_id, const char *device_id,
                            int64_t since, int64_t upto, json_t *events, int64_t *delivered_upto);
+/*
+ * Queues the messages of an m.direct_to_device EDU from server `origin`
+ * (Server-Server API "Send-to-device messaging") exactly as PUT
+ * /sendToDevice would: {user ID: {device ID or "*": content}} from
+ * `sender` with event type `type`, one STREAM_TO_DEVICE position, the
+ * recipients' syncs woken. Only local users' existing devices get them;
+ * other users are skipped. The shapes must have been checked (objects of
+ * objects). `message_id` is recorded in the same transaction, so the same
+ * (origin, message_id) is queued once. Call it outside a transaction.
+ * Returns 1 when queued, 0 for a message seen before, or a negative ERR_*.
+ */
+int client__to_device_deliver(struct req *r, const char *origin, const char *message_id,
+                              const char *sender, const char *type, const json_t *messages);
+
+/* ---- device-list changes (device_lists.c) ---- */
+
+/*
+ * Recording that users' device lists changed (spec "Tracking the device
+ * list for a user"): a device was added, renamed or deleted, its identity
+ * keys uploaded, or the user's cross-signing keys or signatures changed.
+ * Three steps around the caller's own transaction:
+ *
+ *   int64_t pos = client__device_lists_reserve(r);   before store_begin
+ *   rc = client__device_lists_mark(r, pos, user_id); inside it, per user
+ *   client__device_lists_publish(r, pos, users, n);  after store_end,
+ *                                                     also on failure
+ *
+ * reserve takes the device-list stream's writer lock (held until publish:
+ * keep the transaction short and reserve no other stream inside it);
+ * mark stores the change at pos in the caller's transaction, so it
+ * commits or rolls back with what changed; publish makes pos visible and
+ * wakes the waiting syncs of the users and of everyone sharing a room
+ * with them (users may be NULL when n is 0).
+ */
+int64_t client__device_lists_reserve(struct req *r);
+int client__device_lists_mark(struct req *r, int64_t pos, const char *user_id);
+void client__device_lists_publish(struct req *r, int64_t pos, const char *const *users, size_t n);
+/* All three in a transaction of their own, for one user (a new device:
+ * nothing else to commit with it). Returns 0 or a negative ERR_*. */
+int client__device_lists_changed(struct req *r, const char *user_id);
+
+/*
+ * The device_lists part of a /sync or /keys/changes for user_id between
+ * two positions: `changed` gets the users (once each, the user included)
+ * whose device lists changed in (from.dl, to.dl] and who share a room
+ * with user_id now, plus those who began to share a room in
+ * (from.events, to.events]; `left` those who stopped sharing any room in
+ * that window. Both are arrays the caller owns. Returns 0 or a negative
+ * ERR_*.
+ */
+struct stream_token;
+int client__device_lists_between(struct req *r, const char *user_id,
+                                 const struct stream_token *from,
+                                 const struct stream_token *to, json_t *changed, json_t *left);
+
+/* ---- profiles (profile.c) ---- */
+
+/* The profile of a local, active user as one JSON object (arena-owned);
+ * fails the request with M_INVALID_PARAM or M_NOT_FOUND otherwise. */
+int client__profile_load(struct req *r, const char *user_id, json_t **out);
 
 #endif

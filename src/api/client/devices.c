@@ -90,6 +90,10 @@ int client_device_put(struct req *r)
     if (rc == -ERR_NOT_FOUND) {
         return req_fail(r, -ERR_NOT_FOUND, "Unknown device");
     }
+    if (rc == 0 && v) {
+        /* The name is part of what other users' clients show. */
+        rc = client__device_lists_changed(r, r->auth.user_id);
+    }
     if (rc < 0) {
         return rc;
     }
@@ -100,6 +104,7 @@ int client_device_put(struct req *r)
  * and evicts their tokens. */
 static int delete_devices(struct req *r, const char *const *ids, size_t n)
 {
+    int64_t dl = client__device_lists_reserve(r);
     int rc = store_begin(r->db);
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = store_device_delete(r->db, r->auth.user_id, ids[i]);
@@ -113,7 +118,11 @@ static int delete_devices(struct req *r, const char *const *ids, size_t n)
     if (rc == 0) {
         rc = store_to_device_prune(r->db, r->auth.user_id); /* and their to-device queues */
     }
+    if (rc == 0) {
+        rc = client__device_lists_mark(r, dl, r->auth.user_id); /* others forget them */
+    }
     rc = store_end(r->db, rc);
+    client__device_lists_publish(r, dl, &r->auth.user_id, 1);
     for (size_t i = 0; i < n; i++) {
         auth_cache_evict_device(r->srv->auth, r->auth.user_id, ids[i]);
     }

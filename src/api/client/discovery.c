@@ -40,9 +40,11 @@ int client_versions(struct req *r)
         json_array_append_new(versions, json_string(spec_versions[i]));
     }
     /* MSC4222 (state_after in /sync, spec v1.16) is served; advertised
-     * under its unstable name until v1.16 can be listed. */
-    return req_json(r, 200, json_pack("{s:o,s:{s:b}}", "versions", versions,
-                                      "unstable_features", "org.matrix.msc4222", 1));
+     * under its unstable name until v1.16 can be listed. MSC3814
+     * (dehydrated devices, api/client/dehydrated.c) is unstable only. */
+    return req_json(r, 200, json_pack("{s:o,s:{s:b,s:b}}", "versions", versions,
+                                      "unstable_features", "org.matrix.msc4222", 1,
+                                      "org.matrix.msc3814", 1));
 }
 
 int wellknown_client(struct req *r)

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "core/id.h"
 #include "store/store.h"
+#include "svc/fedclient.h"
 #include "svc/room.h"
 #include "svc/srv.h"
 
@@ -263,14 +264,68 @@ static bool propagated_key(const char *key)
     return strcmp(key, "displayname") == 0 || strcmp(key, "avatar_url") == 0;
 }
 
+int client__profile_load(struct req *r, const char *user_id, json_t **out)
+{
+    return load(r, user_id, out);
+}
+
 static int answer_empty(struct req *r) { return req_json(r, 200, json_object()); }
+
+/* ---- users of other servers ---- */
+
+/* How long a client waits for another server's profile answer. */
+#define REMOTE_PROFILE_TIMEOUT_MS 10000
+
+/* The continuation of a remote lookup: the answer of the user's server
+ * (r->cont_data), narrowed to one field when the route names one. */
+static int remote_answer(struct req *r)
+{
+    const struct fed_resp *resp = r->cont_data;
+    if (resp->status == 404) {
+        return req_fail(r, -ERR_NOT_FOUND, "Profile not found");
+    }
+    json_t *obj = resp->status == 200 ? json_arena(&r->arena, fed_resp_json(resp)) : NULL;
+    if (!obj) {
+        return req_fail(r, -ERR_UNAVAILABLE, "Could not get the profile from the user's server");
+    }
+    if (r->n_params > 1) {
+        json_t *v = json_object_get(obj, r->param[1].p);
+        if (!v) {
+            return req_fail(r, -ERR_NOT_FOUND, "The profile has no field '%s'", r->param[1].p);
+        }
+        return req_json(r, 200, json_pack("{s:O}", r->param[1].p, v));
+    }
+    return req_json(r, 200, json_incref(obj));
+}
+
+/* Asks the user's server (Server-Server API GET /query/profile) when the
+ * user is not local; 0 when they are (answer locally). */
+static int remote_lookup(struct req *r, const char *user_id)
+{
+    const char *server = strchr(user_id, ':');
+    if (user_id[0] != '@' || !server || client__local_part(r, user_id) || !r->srv->fed) {
+        return 0;
+    }
+    server++;
+    const char *uri = arena_printf(&r->arena, "/_matrix/federation/v1/query/profile?user_id=%s",
+                                   str_percent_encode(&r->arena, user_id));
+    if (r->n_params > 1) {
+        uri = arena_printf(&r->arena, "%s&field=%s", uri,
+                           str_percent_encode(&r->arena, r->param[1].p));
+    }
+    return fedclient_park(r, server, "GET", uri, NULL, REMOTE_PROFILE_TIMEOUT_MS, remote_answer);
+}
 
 /* ---- handlers ---- */
 
 int client_profile_get(struct req *r)
 {
+    int rc = remote_lookup(r, r->param[0].p);
+    if (rc) {
+        return rc;
+    }
     json_t *obj;
-    int rc = load(r, r->param[0].p, &obj);
+    rc = load(r, r->param[0].p, &obj);
     if (rc) {
         return rc;
     }
@@ -280,6 +335,9 @@ int client_profile_get(struct req *r)
 int client_profile_field_get(struct req *r)
 {
     int rc = check_key(r, r->param[1]);
+    if (!rc) {
+        rc = remote_lookup(r, r->param[0].p);
+    }
     json_t *obj;
     if (!rc) {
         rc = load(r, r->param[0].p, &obj);

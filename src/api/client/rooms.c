@@ -7,7 +7,9 @@
  *
  * Reading goes through visibility.c: joined members, former members (up
  * to their leave) and anyone in a world_readable room, each event filtered
- * by the history visibility in force at it.
+ * by the history visibility in force at it. Whole-state reads of the
+ * current state (/state, /members, /joined_members) are assembled from
+ * the JSON text svc/room caches per state event (room_state_walk).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,14 +349,127 @@ int client_state_get(struct req *r)
     return req_json(r, 200, json_deep_copy(json_object_get(pdu, "content")));
 }
 
+/* ---- whole-state reads from the room cache ---- */
+
+/*
+ * GET /state, /members and /joined_members of the current state are
+ * assembled from renderings the room cache keeps per state event
+ * (room_state_walk), so a 10,000-member room is not converted and
+ * serialised again on every read. The client format (client__event)
+ * carries unsigned.age, which changes with the clock: the cached
+ * rendering stops inside "unsigned" and each read appends the age.
+ */
+
+/* The client format of a state event up to its "unsigned" object, left
+ * open: `{...,"unsigned":{` plus the PDU's own unsigned keys but "age",
+ * which the read appends (state_emit). */
+static void render_client_state(const struct room_state_view *v, struct buf *out)
+{
+    json_t *ev = client__event(v->pdu, v->event_id);
+    json_t *u = json_incref(json_object_get(ev, "unsigned"));
+    json_object_del(ev, "unsigned");
+    if (v->has_ts) {
+        json_object_del(u, "age");
+    }
+    char *head = json_dumps(ev, JSON_COMPACT);
+    char *tail = json_dumps(u, JSON_COMPACT);
+    size_t hl = head ? strlen(head) : 0, tl = tail ? strlen(tail) : 0;
+    /* Both are objects, "{...}"; drop their closing braces. */
+    if (hl >= 2 && tl >= 2) {
+        buf_append(out, head, hl - 1);
+        buf_append_cstr(out, ",\"unsigned\":");
+        buf_append(out, tail, tl - 1);
+    }
+    free(head);
+    free(tail);
+    json_decref(u);
+    json_decref(ev);
+}
+
+/* Appends a decimal integer. */
+static void append_uint(struct buf *out, unsigned long long u)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    buf_append(out, tmp + sizeof(tmp) - n, n);
+}
+
+/* Emits state events as a comma-separated list of client events. */
+struct state_emit {
+    struct buf *out;
+    size_t n;
+    int64_t now;
+    const char *membership, *not_membership; /* /members filters, NULL: none */
+};
+
+static void state_emit(void *ctx, const struct room_state_view *v, struct str text)
+{
+    struct state_emit *em = ctx;
+    if (text.len == 0) {
+        return; /* not serialisable; never expected */
+    }
+    if (em->n++) {
+        buf_append_char(em->out, ',');
+    }
+    buf_append(em->out, text.p, text.len);
+    if (v->has_ts) {
+        /* As client__event: the age, never negative. */
+        buf_append_cstr(em->out, text.p[text.len - 1] == '{' ? "\"age\":" : ",\"age\":");
+        /* Unsigned: a far-past timestamp must not overflow. */
+        int64_t ts = v->origin_server_ts;
+        unsigned long long age =
+            ts >= em->now ? 0 : (unsigned long long)em->now - (unsigned long long)ts;
+        append_uint(em->out, age);
+    }
+    buf_append_cstr(em->out, "}}");
+}
+
+/* /members filters (spec "GET /rooms/{roomId}/members"): events without a
+ * string membership never match. */
+static bool member_wanted(void *ctx, const struct room_state_view *v)
+{
+    const struct state_emit *em = ctx;
+    const char *m = v->membership;
+    return m && !(em->membership && strcmp(m, em->membership) != 0) &&
+           !(em->not_membership && strcmp(m, em->not_membership) == 0);
+}
+
+/* Writes `open`, the walked events, then `close` as the response. */
+static int answer_walk(struct req *r, struct state_emit *em, struct room_walk *w,
+                       const char *open, const char *close)
+{
+    struct buf *out = req_json_raw(r, 200);
+    em->out = out;
+    em->now = req_now_ms();
+    w->ctx = em;
+    buf_append_cstr(out, open);
+    int rc = room_state_walk(r, r->param[0].p, w);
+    if (rc < 0) {
+        buf_reset(out);
+        return req_fail(r, rc, NULL);
+    }
+    buf_append_cstr(out, close);
+    return 0;
+}
+
 int client_state_all(struct req *r)
 {
     struct client_room_access acc;
     json_t *pdus;
     int rc = client__room_access(r, r->param[0].p, &acc);
-    if (!rc) {
-        rc = client__access_state(r, &acc, &pdus);
+    if (rc) {
+        return rc;
     }
+    if (acc.kind != CLIENT_ACCESS_DEPARTED) {
+        struct state_emit em = {0};
+        struct room_walk w = {.render = render_client_state, .visit = state_emit};
+        return answer_walk(r, &em, &w, "[", "]");
+    }
+    rc = client__access_state(r, &acc, &pdus);
     if (rc) {
         return rc;
     }
@@ -869,20 +984,31 @@ static int members_state(struct req *r, struct client_room_access *acc, json_t *
 }
 
 /* Member events of the readable state (see members_state), filtered per
- * spec "GET /rooms/{roomId}/members" by membership and not_membership. */
+ * spec "GET /rooms/{roomId}/members" by membership and not_membership.
+ * The current state (no `at`) comes from the room cache's renderings. */
 int client_members(struct req *r)
 {
     struct client_room_access acc;
     json_t *pdus;
     int rc = client__room_access(r, r->param[0].p, &acc);
-    if (!rc) {
-        rc = members_state(r, &acc, &pdus);
-    }
     if (rc) {
         return rc;
     }
     const char *want = req_query(r, "membership");
     const char *not_want = req_query(r, "not_membership");
+    const char *at = req_query(r, "at");
+    if (acc.kind != CLIENT_ACCESS_DEPARTED && (!at || !*at)) {
+        struct state_emit em = {.membership = want, .not_membership = not_want};
+        struct room_walk w = {.type = "m.room.member",
+                              .want = member_wanted,
+                              .render = render_client_state,
+                              .visit = state_emit};
+        return answer_walk(r, &em, &w, "{\"chunk\":[", "]}");
+    }
+    rc = members_state(r, &acc, &pdus);
+    if (rc) {
+        return rc;
+    }
     json_t *chunk = json_array();
     size_t i;
     json_t *pdu;
@@ -901,16 +1027,72 @@ int client_members(struct req *r)
     return req_json(r, 200, json_pack("{s:o}", "chunk", chunk));
 }
 
-/* Joined members of the readable state: now, or at a former member's
- * leave. */
+/* The /joined_members entry of a member event: "user":{"display_name",
+ * "avatar_url"}, each when content has it as a string. */
+static json_t *joined_info(const json_t *content)
+{
+    json_t *info = json_object();
+    const char *dn = json_get_str(content, "displayname");
+    const char *av = json_get_str(content, "avatar_url");
+    if (dn) {
+        json_object_set_new(info, "display_name", json_string(dn));
+    }
+    if (av) {
+        json_object_set_new(info, "avatar_url", json_string(av));
+    }
+    return info;
+}
+
+static bool joined_wanted(void *ctx, const struct room_state_view *v)
+{
+    return v->membership && strcmp(v->membership, "join") == 0;
+}
+
+/* The joined entry as the text of a one-key object without its braces. */
+static void render_joined(const struct room_state_view *v, struct buf *out)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, v->state_key, joined_info(json_get_obj(v->pdu, "content")));
+    char *text = json_dumps(o, JSON_COMPACT);
+    size_t len = text ? strlen(text) : 0;
+    if (len > 2) {
+        buf_append(out, text + 1, len - 2);
+    }
+    free(text);
+    json_decref(o);
+}
+
+static void joined_emit(void *ctx, const struct room_state_view *v, struct str text)
+{
+    struct state_emit *em = ctx;
+    if (text.len == 0) {
+        return;
+    }
+    if (em->n++) {
+        buf_append_char(em->out, ',');
+    }
+    buf_append(em->out, text.p, text.len);
+}
+
+/* Joined members of the readable state: now (from the room cache's
+ * renderings), or at a former member's leave. */
 int client_joined_members(struct req *r)
 {
     struct client_room_access acc;
     json_t *pdus;
     int rc = client__room_access(r, r->param[0].p, &acc);
-    if (!rc) {
-        rc = client__access_state(r, &acc, &pdus);
+    if (rc) {
+        return rc;
     }
+    if (acc.kind != CLIENT_ACCESS_DEPARTED) {
+        struct state_emit em = {0};
+        struct room_walk w = {.type = "m.room.member",
+                              .want = joined_wanted,
+                              .render = render_joined,
+                              .visit = joined_emit};
+        return answer_walk(r, &em, &w, "{\"joined\":{", "}}");
+    }
+    rc = client__access_state(r, &acc, &pdus);
     if (rc) {
         return rc;
     }
@@ -927,16 +1109,7 @@ int client_joined_members(struct req *r)
             !user) {
             continue;
         }
-        json_t *info = json_object();
-        const char *dn = json_get_str(content, "displayname");
-        const char *av = json_get_str(content, "avatar_url");
-        if (dn) {
-            json_object_set_new(info, "display_name", json_string(dn));
-        }
-        if (av) {
-            json_object_set_new(info, "avatar_url", json_string(av));
-        }
-        json_object_set_new(joined, user, info);
+        json_object_set_new(joined, user, joined_info(content));
     }
     return req_json(r, 200, json_pack("{s:o}", "joined", joined));
 }

@@ -25,7 +25,9 @@
  *     out (and of the whole range when a timeline filter hides some).
  *   - with use_state_after (spec v1.16, MSC4222) the `state_after`
  *     section replaces `state`: the state at the end of the timeline,
- *     so it may repeat state events the timeline holds;
+ *     so it may repeat state events the timeline holds; asked with the
+ *     unstable org.matrix.msc4222.use_state_after it is named
+ *     org.matrix.msc4222.state_after (all matrix-js-sdk reads);
  *   - a joined room also appears when only its ephemeral events (typing,
  *     receipts since the token), its account data or its unread counts
  *     changed; global account data, presence, to-device messages (at
@@ -215,6 +217,7 @@ struct sync {
     json_t *ad_by_room;            /* room ID -> [account data events] (arena) */
     bool full_state;
     bool state_after; /* use_state_after: state_after (up to the timeline's end) */
+    bool state_after_unstable; /* asked with MSC4222's unstable parameter name */
     json_t *join, *invite, *leave, *knock; /* borrowed from the body */
 };
 
@@ -846,7 +849,9 @@ static int room_entry(struct sync *s, const struct store_sync_membership *m, int
     json_t *timeline = json_pack("{s:O,s:b,s:o}", "events", t.events, "limited", t.limited,
                                  "prev_batch", token(prev));
     json_t *entry = json_pack("{s:o,s:o,s:o}", "timeline", timeline,
-                              s->state_after ? "state_after" : "state",
+                              !s->state_after            ? "state"
+                              : s->state_after_unstable ? "org.matrix.msc4222.state_after"
+                                                        : "state_after",
                               events_obj(json_incref(state)), "account_data",
                               events_obj(json_incref(account_data)));
     if (joined) {
@@ -1123,10 +1128,22 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
         next.pos[STREAM_TO_DEVICE] = td_upto;
         json_object_set_new(out, "next_batch", full_token(&next));
     }
+    /* Device lists: only incremental answers say what changed since. */
+    json_t *dl = json_object_get(out, "device_lists");
+    json_t *dl_changed = json_object_get(dl, "changed"), *dl_left = json_object_get(dl, "left");
+    if (!initial) {
+        rc = client__device_lists_between(r, s->user_id, &s->since_tok, &s->now, dl_changed,
+                                          dl_left);
+        if (rc < 0) {
+            json_decref(out);
+            return rc;
+        }
+    }
     *empty = json_object_size(s->join) == 0 && json_object_size(s->invite) == 0 &&
              json_object_size(s->leave) == 0 && json_object_size(s->knock) == 0 &&
              json_array_size(ad) == 0 && json_array_size(pres) == 0 &&
-             json_array_size(td) == 0;
+             json_array_size(td) == 0 && json_array_size(dl_changed) == 0 &&
+             json_array_size(dl_left) == 0;
     *body = out;
     return 0;
 }
@@ -1184,6 +1201,7 @@ int client_sync(struct req *r)
     const char *after = req_query(r, "use_state_after");
     if (!after) {
         after = req_query(r, "org.matrix.msc4222.use_state_after");
+        s.state_after_unstable = after != NULL;
     }
     s.state_after = after && strcmp(after, "true") == 0;
     int rc = load_filter(r, &s.f);
