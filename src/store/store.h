@@ -1116,4 +1116,14 @@ int store_fed_to_device_seen(struct store_conn *c, const char *origin, const cha
 /* Deletes stored answers and message IDs older than `before` (ms). */
 int store_fed_txns_prune(struct store_conn *c, int64_t before);
 
+/* ---- federation reads of rooms (fed_rooms.c) ---- */
+
+/* The events with these nids (unknown ones skipped), in no order. */
+int store_events_by_nids(struct store_conn *c, struct arena *arena, const int64_t *nids,
+                         size_t n, struct store_event **out, size_t *n_out);
+/* Every event in the auth chains of the events `nids` (not those events
+ * themselves unless they are in another's chain), in no order. */
+int store_auth_chain(struct store_conn *c, struct arena *arena, const int64_t *nids, size_t n,
+                     struct store_event **out, size_t *n_out);
+
 #endif

@@ -116,11 +116,13 @@ int fedqueue_add_edu(struct fedqueue *q, struct store_conn *db, const char *dest
 int fedqueue_add_pdu(struct fedqueue *q, struct store_conn *db, const char *const *destinations,
                      size_t n, const char *event_id, const char *pdu_json)
 {
-    int64_t now = req_now_ms();
     for (size_t i = 0; i < n; i++) {
         if (strcmp(destinations[i], q->server_name) == 0) {
-            return -ERR_INVALID_PARAM;
+            return -ERR_INVALID_PARAM; /* before anything is written */
         }
+    }
+    int64_t now = req_now_ms();
+    for (size_t i = 0; i < n; i++) {
         int rc = store_fedqueue_add(db, destinations[i], NULL, event_id, pdu_json, now);
         if (rc < 0) {
             return rc;

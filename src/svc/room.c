@@ -42,7 +42,10 @@
 #include "core/keys.h"
 #include "core/pdu.h"
 #include "core/redact.h"
+#include "core/stateres.h"
 #include "store/store.h"
+#include "svc/fedevent.h"
+#include "svc/fedqueue.h"
 #include "svc/srv.h"
 
 #define ROOM_MAX_PREV_EVENTS 10
@@ -97,6 +100,11 @@ struct room {
     size_t n_ext;
     struct map pending_txns; /* txn key -> event ID (heap) of uncommitted sends */
     bool poisoned;           /* a write failed: the cache no longer matches the database */
+    /* Other servers with joined members (heap strings), derived from the
+     * state when first needed and dropped when a member event changes. */
+    char **servers;
+    size_t n_servers;
+    bool servers_known;
 };
 
 struct pending_txn {
@@ -146,6 +154,7 @@ struct rooms {
     int64_t next_type, next_sk;     /* writer thread only */
     room_commit_fn *on_commit;
     void *on_commit_ctx;
+    struct fedqueue *fedqueue; /* events for other servers go here (svc/fedqueue.h) */
     struct intern_cache types, sks; /* writer thread only */
     _Atomic int64_t stream_pos;
 };
@@ -154,10 +163,39 @@ struct rooms {
  * One event waiting to be written. It lives in the sending request's
  * arena: the request stays parked until its last job is committed.
  */
+/* An event stored as an outlier: known (a joined room's state and auth
+ * chain) but outside the timeline, with no stream position. */
+struct import_event {
+    const char *event_id, *type, *state_key, *sender, *canonical;
+    int64_t nid, depth, origin_server_ts;
+    bool rejected;
+    int64_t *auth_nids;
+    size_t n_auth;
+};
+
+/* One slot of an imported state. */
+struct import_slot {
+    const char *type, *state_key, *membership;
+    int64_t event_nid;
+};
+
+/* What a join through another server stores before the join event: the
+ * outliers and the base snapshot of the room's state before the join. */
+struct room_import {
+    struct import_event *events;
+    size_t n_events;
+    struct import_slot *state;
+    size_t n_state;
+    int64_t snapshot_nid;
+};
+
 struct write_job {
     struct write_job *next;
     struct room *room;
     struct store_room *new_room; /* set for a room's create event */
+    struct room_import *import;  /* set for the join event of a room joined remotely */
+    const char **dests;          /* servers the event is sent to (queued in its transaction) */
+    size_t n_dests;
     const char *event_id;
     const char *type;
     const char *state_key;
@@ -233,6 +271,10 @@ static void room_free(struct room *room)
     }
     free(room->ext);
     free(room->room_id);
+    for (size_t k = 0; k < room->n_servers; k++) {
+        free(room->servers[k]);
+    }
+    free(room->servers);
     pthread_mutex_destroy(&room->mu);
     free(room);
 }
@@ -646,6 +688,63 @@ static int apply_redaction(struct rooms *rs, struct arena *a, const struct write
     return rc == -ERR_NOT_FOUND ? 0 : rc;
 }
 
+/* Writes a remote join's outliers and the base snapshot of the state
+ * before the join, which becomes the room's current state. */
+static int import_apply(struct rooms *rs, struct arena *a, struct write_job *j,
+                        struct pending_intern *pend, size_t *n_pend, size_t cap)
+{
+    const struct room_import *im = j->import;
+    int rc = 0;
+    for (size_t i = 0; i < im->n_events && rc == 0; i++) {
+        const struct import_event *e = &im->events[i];
+        int64_t type_nid = 0, sk_nid = 0;
+        rc = intern(rs, STORE_INTERN_TYPE, e->type, &type_nid, pend, n_pend, cap);
+        if (rc == 0 && e->state_key) {
+            rc = intern(rs, STORE_INTERN_STATE_KEY, e->state_key, &sk_nid, pend, n_pend, cap);
+        }
+        if (rc == 0) {
+            struct store_event_row row = {
+                .nid = e->nid,
+                .event_id = e->event_id,
+                .room_nid = j->room->nid,
+                .type_nid = type_nid,
+                .state_key_nid = sk_nid,
+                .sender = e->sender,
+                .depth = e->depth,
+                .origin_server_ts = e->origin_server_ts,
+                .rejected = e->rejected,
+                .json = e->canonical,
+            };
+            rc = store_event_insert(rs->db, &row);
+        }
+        if (rc == 0) {
+            rc = store_event_edges_add(rs->db, e->nid, NULL, 0, e->auth_nids, e->n_auth);
+        }
+    }
+    struct store_layer_entry *layer = ARENA_ARRAY(a, struct store_layer_entry, im->n_state + 1);
+    for (size_t i = 0; i < im->n_state && rc == 0; i++) {
+        const struct import_slot *sl = &im->state[i];
+        rc = intern(rs, STORE_INTERN_TYPE, sl->type, &layer[i].type_nid, pend, n_pend, cap);
+        if (rc == 0) {
+            rc = intern(rs, STORE_INTERN_STATE_KEY, sl->state_key, &layer[i].state_key_nid, pend,
+                        n_pend, cap);
+        }
+        layer[i].event_nid = sl->event_nid;
+        if (rc == 0) {
+            rc = store_current_state_put(rs->db, j->room->nid, layer[i].type_nid,
+                                         layer[i].state_key_nid, sl->event_nid, sl->membership);
+        }
+    }
+    if (rc == 0) {
+        rc = store_snapshot_insert(rs->db, im->snapshot_nid, j->room->nid, 0,
+                                   (int64_t)im->n_state, layer, im->n_state);
+    }
+    if (rc == 0) {
+        rc = store_room_head_set(rs->db, j->room->nid, im->snapshot_nid);
+    }
+    return rc;
+}
+
 /* Writes one job's rows inside the current transaction. */
 static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
                      struct pending_intern *pend, size_t *n_pend, size_t cap)
@@ -654,6 +753,9 @@ static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
     int rc = 0;
     if (j->new_room) {
         rc = store_room_insert(rs->db, j->new_room);
+    }
+    if (rc == 0 && j->import) {
+        rc = import_apply(rs, a, j, pend, n_pend, cap);
     }
     if (rc == 0) {
         rc = intern(rs, STORE_INTERN_TYPE, j->type, &type_nid, pend, n_pend, cap);
@@ -697,6 +799,10 @@ static int job_apply(struct rooms *rs, struct arena *a, struct write_job *j,
     if (rc == 0 && j->txn_key) {
         rc = store_txn_put(rs->db, j->txn_user, j->txn_device, j->txn_key, j->event_id,
                            req_now_ms());
+    }
+    if (rc == 0 && j->n_dests && rs->fedqueue) {
+        rc = fedqueue_add_pdu(rs->fedqueue, rs->db, j->dests, j->n_dests, j->event_id,
+                              j->canonical);
     }
     if (rc == 0 && j->redacts) {
         rc = apply_redaction(rs, a, j);
@@ -772,6 +878,14 @@ static void job_finish(struct rooms *rs, struct write_job *j, int result)
 
 static void tell_listener(struct rooms *rs, const struct write_job *j);
 
+/* After the commit: the queue sends what the event's transaction queued. */
+static void wake_destinations(struct rooms *rs, const struct write_job *j)
+{
+    for (size_t i = 0; i < j->n_dests && rs->fedqueue; i++) {
+        fedqueue_wake(rs->fedqueue, j->dests[i]);
+    }
+}
+
 /* Writes a batch in one transaction; on failure, each job alone, so one
  * bad event does not fail its neighbours. */
 static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
@@ -803,6 +917,7 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
         atomic_store(&rs->stream_pos, jobs[n - 1]->stream);
         for (size_t i = 0; i < n; i++) {
             tell_listener(rs, jobs[i]);
+            wake_destinations(rs, jobs[i]);
         }
         for (size_t i = 0; i < n; i++) {
             job_finish(rs, jobs[i], 0);
@@ -837,6 +952,7 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
             intern_publish(rs, pend, np);
             atomic_store(&rs->stream_pos, j->stream);
             tell_listener(rs, j);
+            wake_destinations(rs, j);
         } else {
             LOG_ERROR("room", "could not store event %s in %s: %s", j->event_id,
                       j->room->room_id ? j->room->room_id : "a new room",
@@ -848,6 +964,8 @@ static void write_batch(struct rooms *rs, struct write_job *batch, size_t n)
 }
 
 #define WRITER_MAX_BATCH 512
+
+void rooms_set_fedqueue(struct rooms *rs, struct fedqueue *q) { rs->fedqueue = q; }
 
 void rooms_set_commit_listener(struct rooms *rs, room_commit_fn *fn, void *ctx)
 {
@@ -1005,13 +1123,106 @@ static const char *membership_of(const json_t *pdu)
  * room->mu (or owns a room not yet published). The request waits for
  * durability with room_wait_durable before answering.
  */
+/* The other servers with joined members (caller holds room->mu). */
+static void room_servers_locked(struct req *r, struct room *room)
+{
+    if (room->servers_known) {
+        return;
+    }
+    for (size_t k = 0; k < room->n_servers; k++) {
+        free(room->servers[k]);
+    }
+    room->n_servers = 0;
+    const char *own = r->srv->cfg->server_name;
+    struct map seen;
+    map_init(&seen);
+    size_t it = 0;
+    const struct map_entry *me;
+    while (map_next(&room->state, &it, &me)) {
+        const struct state_entry *e = me->value;
+        const char *colon = strchr(e->state_key, ':');
+        if (strcmp(e->type, "m.room.member") != 0 || !e->membership ||
+            strcmp(e->membership, "join") != 0 || !colon || strcmp(colon + 1, own) == 0 ||
+            map_has(&seen, str_from(colon + 1))) {
+            continue;
+        }
+        map_put(&seen, str_from(colon + 1), (void *)1);
+        room->servers = xrealloc(room->servers, sizeof(*room->servers) * (room->n_servers + 1));
+        room->servers[room->n_servers++] = xstrdup(colon + 1);
+    }
+    map_release(&seen);
+    room->servers_known = true;
+}
+
+/*
+ * The servers an event goes to (caller holds room->mu; state before the
+ * event): every other server in the room, and for a membership event the
+ * target's server too (an invited, kicked or banned user's server must
+ * hear of it), except `except` (the server it came from). Arena array.
+ */
+static const char **destinations(struct req *r, struct room *room, const struct event *ev,
+                                 const char *except, size_t *n)
+{
+    room_servers_locked(r, room);
+    const char **out = ARENA_ARRAY(&r->arena, const char *, room->n_servers + 1);
+    *n = 0;
+    for (size_t k = 0; k < room->n_servers; k++) {
+        if (!except || strcmp(room->servers[k], except) != 0) {
+            out[(*n)++] = arena_strdup(&r->arena, room->servers[k]);
+        }
+    }
+    const char *colon = ev->state_key && strcmp(ev->type, "m.room.member") == 0
+                            ? strchr(ev->state_key, ':')
+                            : NULL;
+    if (colon && strcmp(colon + 1, r->srv->cfg->server_name) != 0 &&
+        (!except || strcmp(colon + 1, except) != 0)) {
+        bool have = false;
+        for (size_t k = 0; k < *n && !have; k++) {
+            have = strcmp(out[k], colon + 1) == 0;
+        }
+        if (!have) {
+            out[(*n)++] = arena_strdup(&r->arena, colon + 1);
+        }
+    }
+    return out;
+}
+
+/* Who else hears of an event: RELAY_ALL for this server's own events,
+ * RELAY_EXCEPT_ORIGIN for a join another server sent us to distribute,
+ * RELAY_NONE for events whose origin sends them itself. */
+enum relay { RELAY_ALL, RELAY_EXCEPT_ORIGIN, RELAY_NONE };
+
+static void enqueue_relay(struct req *r, struct room *room, json_t *pdu, const struct event *ev,
+                          const char *canonical, int64_t *prev_nids, size_t n_prev,
+                          int64_t *auth_nids, size_t n_auth, const char *txn_key,
+                          struct store_room *new_room, enum relay relay, const char *origin,
+                          struct room_import *import);
+
 static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct event *ev,
                     const char *canonical, int64_t *prev_nids, size_t n_prev,
                     int64_t *auth_nids, size_t n_auth, const char *txn_key,
                     struct store_room *new_room)
 {
+    enqueue_relay(r, room, pdu, ev, canonical, prev_nids, n_prev, auth_nids, n_auth, txn_key,
+                  new_room, RELAY_ALL, NULL, NULL);
+}
+
+static void enqueue_relay(struct req *r, struct room *room, json_t *pdu, const struct event *ev,
+                          const char *canonical, int64_t *prev_nids, size_t n_prev,
+                          int64_t *auth_nids, size_t n_auth, const char *txn_key,
+                          struct store_room *new_room, enum relay relay, const char *origin,
+                          struct room_import *import)
+{
     struct rooms *rs = r->srv->rooms;
     struct write_job *j = ARENA_NEW(&r->arena, struct write_job);
+    j->import = import;
+    if (relay != RELAY_NONE && !new_room) {
+        j->dests = destinations(r, room, ev, relay == RELAY_EXCEPT_ORIGIN ? origin : NULL,
+                                &j->n_dests);
+    }
+    if (ev->state_key && strcmp(ev->type, "m.room.member") == 0) {
+        room->servers_known = false; /* who is joined may change */
+    }
     j->room = room;
     j->new_room = new_room;
     j->event_id = ev->event_id;
@@ -1067,17 +1278,35 @@ static void enqueue(struct req *r, struct room *room, json_t *pdu, const struct 
     pthread_mutex_unlock(&rs->write_mu);
     r->room_job = j;
 
-    /* The cache moves ahead of the database; a failed write poisons it. */
+    /* The cache moves ahead of the database; a failed write poisons it.
+     * The event replaces the extremities it names (all of them for a
+     * local event, unless there were more than it may list; some for an
+     * event from another server whose branch forked). */
+    size_t kept = 0;
     for (size_t k = 0; k < room->n_ext; k++) {
-        free(room->ext[k].event_id);
-        json_decref(room->ext[k].pdu);
+        bool named = false;
+        for (size_t p = 0; p < n_prev && !named; p++) {
+            named = prev_nids[p] == room->ext[k].nid;
+        }
+        if (named) {
+            free(room->ext[k].event_id);
+            json_decref(room->ext[k].pdu);
+        } else {
+            room->ext[kept++] = room->ext[k];
+        }
     }
-    room->ext = xrealloc(room->ext, sizeof(*room->ext));
-    room->ext[0] = (struct extremity){j->nid, xstrdup(ev->event_id), ev->depth,
-                                      room->rv->event_format == EVENT_FORMAT_V1
-                                          ? json_incref(pdu)
-                                          : NULL};
-    room->n_ext = 1;
+    room->ext = xrealloc(room->ext, sizeof(*room->ext) * (kept + 1));
+    /* Deepest first: local events list the extremities in this order. */
+    size_t at = 0;
+    while (at < kept && room->ext[at].depth >= ev->depth) {
+        at++;
+    }
+    memmove(room->ext + at + 1, room->ext + at, sizeof(*room->ext) * (kept - at));
+    room->ext[at] = (struct extremity){j->nid, xstrdup(ev->event_id), ev->depth,
+                                       room->rv->event_format == EVENT_FORMAT_V1
+                                           ? json_incref(pdu)
+                                           : NULL};
+    room->n_ext = kept + 1;
     if (ev->state_key) {
         state_put(room, entry_new(ev->type, ev->state_key, j->nid, ev->event_id, pdu));
         room->snapshot_nid = j->snapshot_after;
@@ -1153,6 +1382,86 @@ static int finish_and_check(struct req *r, struct room *room, json_t *pdu,
     return 0;
 }
 
+/*
+ * The unsigned PDU of a new event in `room` (caller holds room->mu):
+ * content and keys from `in`, prev_events the extremities (deepest
+ * first, at most ROOM_MAX_PREV_EVENTS), depth one more than theirs,
+ * auth_events chosen from the current state (spec "Auth events
+ * selection"), origin_server_ts now. The nids of both lists go to the
+ * arena arrays. NULL when an extremity cannot be referenced.
+ */
+static json_t *build_pdu(struct req *r, struct room *room, const struct room_event_in *in,
+                         int64_t **prev_out, size_t *n_prev_out, int64_t **auth_out,
+                         size_t *n_auth_out)
+{
+    const struct room_version *rv = room->rv;
+    json_t *pdu = json_object();
+    json_object_set_new(pdu, "room_id", json_string(room->room_id));
+    json_object_set_new(pdu, "sender", json_string(in->sender));
+    json_object_set_new(pdu, "type", json_string(in->type));
+    json_object_set_new(pdu, "content", json_deep_copy(in->content));
+    json_object_set_new(pdu, "origin_server_ts", json_integer(req_now_ms()));
+    if (in->state_key) {
+        json_object_set_new(pdu, "state_key", json_string(in->state_key));
+    }
+    if (in->redacts) {
+        /* v11 moved "redacts" into content; the top-level copy keeps older
+         * readers working and is harmless there. */
+        json_object_set_new(pdu, "redacts", json_string(in->redacts));
+        if (rv->redaction >= REDACTION_V11) {
+            json_object_set_new(json_object_get(pdu, "content"), "redacts",
+                                json_string(in->redacts));
+        }
+    }
+
+    /* prev_events: the extremities, deepest first. */
+    size_t n_prev = room->n_ext < ROOM_MAX_PREV_EVENTS ? room->n_ext : ROOM_MAX_PREV_EVENTS;
+    int64_t *prev_nids = ARENA_ARRAY(&r->arena, int64_t, n_prev ? n_prev : 1);
+    json_t *prevs = json_array();
+    int64_t depth = 0;
+    for (size_t i = 0; i < n_prev; i++) {
+        prev_nids[i] = room->ext[i].nid;
+        if (room->ext[i].depth > depth) {
+            depth = room->ext[i].depth;
+        }
+        json_t *ref = rv->event_format == EVENT_FORMAT_V1
+                          ? v1_ref(r, rv, room->ext[i].event_id, room->ext[i].pdu)
+                          : json_string(room->ext[i].event_id);
+        if (!ref) {
+            json_decref(prevs);
+            json_decref(pdu);
+            return NULL;
+        }
+        json_array_append_new(prevs, ref);
+    }
+    json_object_set_new(pdu, "prev_events", prevs);
+    json_object_set_new(pdu, "depth", json_integer(depth < JSON_MAX_SAFE_INT ? depth + 1 : depth));
+
+    /* auth_events: chosen from the current state (spec "Auth events selection"). */
+    const char *types[AUTHRULES_SELECTION_MAX], *keys[AUTHRULES_SELECTION_MAX];
+    size_t n_sel = authrules_selection(rv, in->type, in->state_key ? in->state_key : "",
+                                       in->sender, in->content, types, keys);
+    int64_t *auth_nids = ARENA_ARRAY(&r->arena, int64_t, AUTHRULES_SELECTION_MAX);
+    size_t n_auth = 0;
+    json_t *auths = json_array();
+    for (size_t i = 0; i < n_sel; i++) {
+        struct state_entry *e = state_get(room, &r->arena, types[i], keys[i]);
+        if (!e) {
+            continue;
+        }
+        auth_nids[n_auth++] = e->event_nid;
+        json_array_append_new(auths, rv->event_format == EVENT_FORMAT_V1
+                                         ? v1_ref(r, rv, e->event_id, e->pdu)
+                                         : json_string(e->event_id));
+    }
+    json_object_set_new(pdu, "auth_events", auths);
+    *prev_out = prev_nids;
+    *n_prev_out = n_prev;
+    *auth_out = auth_nids;
+    *n_auth_out = n_auth;
+    return pdu;
+}
+
 /* ---- public ---- */
 
 int room_send(struct req *r, const struct room_event_in *in, struct room_event_out *out)
@@ -1201,67 +1510,13 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
         }
     }
 
-    json_t *pdu = json_object();
-    json_object_set_new(pdu, "room_id", json_string(room->room_id));
-    json_object_set_new(pdu, "sender", json_string(in->sender));
-    json_object_set_new(pdu, "type", json_string(in->type));
-    json_object_set_new(pdu, "content", json_deep_copy(in->content));
-    json_object_set_new(pdu, "origin_server_ts", json_integer(req_now_ms()));
-    if (in->state_key) {
-        json_object_set_new(pdu, "state_key", json_string(in->state_key));
+    int64_t *prev_nids, *auth_nids;
+    size_t n_prev, n_auth;
+    json_t *pdu = build_pdu(r, room, in, &prev_nids, &n_prev, &auth_nids, &n_auth);
+    if (!pdu) {
+        pthread_mutex_unlock(&room->mu);
+        return req_fail(r, -ERR_UNKNOWN, "Cannot reference the previous event");
     }
-    if (in->redacts) {
-        /* v11 moved "redacts" into content; the top-level copy keeps older
-         * readers working and is harmless there. */
-        json_object_set_new(pdu, "redacts", json_string(in->redacts));
-        if (rv->redaction >= REDACTION_V11) {
-            json_object_set_new(json_object_get(pdu, "content"), "redacts",
-                                json_string(in->redacts));
-        }
-    }
-
-    /* prev_events: the extremities, deepest first. */
-    size_t n_prev = room->n_ext < ROOM_MAX_PREV_EVENTS ? room->n_ext : ROOM_MAX_PREV_EVENTS;
-    int64_t *prev_nids = ARENA_ARRAY(&r->arena, int64_t, n_prev ? n_prev : 1);
-    json_t *prevs = json_array();
-    int64_t depth = 0;
-    for (size_t i = 0; i < n_prev; i++) {
-        prev_nids[i] = room->ext[i].nid;
-        if (room->ext[i].depth > depth) {
-            depth = room->ext[i].depth;
-        }
-        json_t *ref = rv->event_format == EVENT_FORMAT_V1
-                          ? v1_ref(r, rv, room->ext[i].event_id, room->ext[i].pdu)
-                          : json_string(room->ext[i].event_id);
-        if (!ref) {
-            pthread_mutex_unlock(&room->mu);
-            json_decref(prevs);
-            json_decref(pdu);
-            return req_fail(r, -ERR_UNKNOWN, "Cannot reference the previous event");
-        }
-        json_array_append_new(prevs, ref);
-    }
-    json_object_set_new(pdu, "prev_events", prevs);
-    json_object_set_new(pdu, "depth", json_integer(depth < JSON_MAX_SAFE_INT ? depth + 1 : depth));
-
-    /* auth_events: chosen from the current state (spec "Auth events selection"). */
-    const char *types[AUTHRULES_SELECTION_MAX], *keys[AUTHRULES_SELECTION_MAX];
-    size_t n_sel = authrules_selection(rv, in->type, in->state_key ? in->state_key : "",
-                                       in->sender, in->content, types, keys);
-    int64_t *auth_nids = ARENA_ARRAY(&r->arena, int64_t, AUTHRULES_SELECTION_MAX);
-    size_t n_auth = 0;
-    json_t *auths = json_array();
-    for (size_t i = 0; i < n_sel; i++) {
-        struct state_entry *e = state_get(room, &r->arena, types[i], keys[i]);
-        if (!e) {
-            continue;
-        }
-        auth_nids[n_auth++] = e->event_nid;
-        json_array_append_new(auths, rv->event_format == EVENT_FORMAT_V1
-                                         ? v1_ref(r, rv, e->event_id, e->pdu)
-                                         : json_string(e->event_id));
-    }
-    json_object_set_new(pdu, "auth_events", auths);
     if (rv->event_format == EVENT_FORMAT_V1) {
         json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
     }
@@ -1510,30 +1765,141 @@ int room_state_all(struct req *r, const char *room_id, json_t **out)
     return 0;
 }
 
-/* The entry's rendering by `fn`, made now (into an exact heap copy) when
- * the entry has none yet. Caller holds the room's mutex. */
+/* The entry's slot for renderings by `fn`: its own, else a free one,
+ * else the last one emptied (a third function evicts). */
+static struct rendering *entry_slot(struct state_entry *e, room_render_fn *fn)
+{
+    for (size_t k = 0; k < ENTRY_RENDERINGS; k++) {
+        if (e->renders[k].fn == fn || !e->renders[k].fn) {
+            return &e->renders[k];
+        }
+    }
+    struct rendering *slot = &e->renders[ENTRY_RENDERINGS - 1];
+    free(slot->p);
+    *slot = (struct rendering){0};
+    return slot;
+}
+
+/* Fills an empty slot with `len` bytes (an exact heap copy). */
+static void slot_fill(struct rendering *slot, room_render_fn *fn, const char *p, size_t len)
+{
+    slot->fn = fn;
+    slot->len = len;
+    slot->p = xmalloc(len + 1);
+    memcpy(slot->p, len ? p : "", len);
+    slot->p[len] = '\0';
+}
+
+static bool entry_has_rendering(const struct state_entry *e, room_render_fn *fn)
+{
+    for (size_t k = 0; k < ENTRY_RENDERINGS; k++) {
+        if (e->renders[k].fn == fn) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct room_state_view entry_view(const struct state_entry *e)
+{
+    return (struct room_state_view){.type = e->type,
+                                    .state_key = e->state_key,
+                                    .event_id = e->event_id,
+                                    .membership = e->membership,
+                                    .pdu = e->pdu,
+                                    .has_ts = e->has_ts,
+                                    .origin_server_ts = e->ts};
+}
+
+/* The room's state entries, from the map's slot array. Caller holds the
+ * room's mutex; free() the result. */
+static struct state_entry **entries_of(struct room *room, size_t *n)
+{
+    struct state_entry **all = xmalloc((room->state.count + 1) * sizeof(*all));
+    size_t it = 0, k = 0;
+    const struct map_entry *me;
+    while (map_next(&room->state, &it, &me)) {
+        all[k++] = me->value;
+    }
+    *n = k;
+    return all;
+}
+
+/*
+ * Renders, without holding the room's lock, the wanted entries that have
+ * no rendering by w->render yet (after a room is loaded: all of them), so
+ * the first read of a big room does not stall its senders. The PDUs are
+ * held by reference meanwhile; a rendering is installed only when its
+ * entry still holds the same PDU. Called and returns with the lock held.
+ */
+#define WALK_RENDER_UNLOCKED_MIN 64
+
+struct pending_render {
+    struct str key;
+    json_t *pdu;
+    struct room_state_view v; /* strings copied to the arena */
+    struct buf text;
+};
+
+static void render_unlocked(struct req *r, struct room *room, const struct room_walk *w)
+{
+    size_t n, missing = 0;
+    struct state_entry **all = entries_of(room, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct state_entry *e = all[i];
+        struct room_state_view v = entry_view(e);
+        if ((w->type && strcmp(e->type, w->type) != 0) || entry_has_rendering(e, w->render) ||
+            (w->want && !w->want(w->ctx, &v))) {
+            continue;
+        }
+        all[missing++] = e;
+    }
+    if (missing < WALK_RENDER_UNLOCKED_MIN) {
+        free(all);
+        return;
+    }
+    struct pending_render *pend = ARENA_ARRAY(&r->arena, struct pending_render, missing);
+    for (size_t i = 0; i < missing; i++) {
+        struct state_entry *e = all[i];
+        struct pending_render *pr = &pend[i];
+        char *key = arena_alloc(&r->arena, e->key_len + 1);
+        memcpy(key, e->key, e->key_len + 1);
+        pr->key = (struct str){key, e->key_len};
+        pr->pdu = json_incref(e->pdu);
+        pr->v = entry_view(e);
+        pr->v.type = key;
+        pr->v.state_key = key + strlen(key) + 1;
+        pr->v.event_id = arena_strdup(&r->arena, e->event_id);
+        pr->v.membership = e->membership ? arena_strdup(&r->arena, e->membership) : NULL;
+        pr->text = BUF_INIT;
+    }
+    free(all);
+    pthread_mutex_unlock(&room->mu);
+    for (size_t i = 0; i < missing; i++) {
+        w->render(&pend[i].v, &pend[i].text);
+    }
+    pthread_mutex_lock(&room->mu);
+    for (size_t i = 0; i < missing; i++) {
+        struct pending_render *pr = &pend[i];
+        struct state_entry *e = map_get(&room->state, pr->key);
+        if (e && e->pdu == pr->pdu && !entry_has_rendering(e, w->render)) {
+            slot_fill(entry_slot(e, w->render), w->render, pr->text.p, pr->text.len);
+        }
+        buf_release(&pr->text);
+        json_decref(pr->pdu);
+    }
+}
+
+/* The entry's rendering by `fn`, made now when it has none. Caller holds
+ * the room's mutex. */
 static struct str entry_rendering(struct state_entry *e, const struct room_state_view *v,
                                   room_render_fn *fn, struct buf *scratch)
 {
-    struct rendering *slot = NULL;
-    for (size_t k = 0; k < ENTRY_RENDERINGS && !slot; k++) {
-        if (e->renders[k].fn == fn || !e->renders[k].fn) {
-            slot = &e->renders[k];
-        }
-    }
-    if (!slot) {
-        slot = &e->renders[ENTRY_RENDERINGS - 1];
-        free(slot->p);
-        *slot = (struct rendering){0};
-    }
+    struct rendering *slot = entry_slot(e, fn);
     if (!slot->fn) {
         buf_reset(scratch);
         fn(v, scratch);
-        slot->fn = fn;
-        slot->len = scratch->len;
-        slot->p = xmalloc(scratch->len + 1);
-        memcpy(slot->p, scratch->len ? scratch->p : "", scratch->len);
-        slot->p[scratch->len] = '\0';
+        slot_fill(slot, fn, scratch->p, scratch->len);
     }
     return (struct str){slot->p, slot->len};
 }
@@ -1564,13 +1930,11 @@ int room_state_walk(struct req *r, const char *room_id, const struct room_walk *
     }
     struct buf scratch = BUF_INIT;
     pthread_mutex_lock(&room->mu);
-    size_t n = 0;
-    struct state_entry **all = xmalloc((room->state.count + 1) * sizeof(*all));
-    size_t it = 0;
-    const struct map_entry *me;
-    while (map_next(&room->state, &it, &me)) {
-        all[n++] = me->value;
+    if (w->render) {
+        render_unlocked(r, room, w);
     }
+    size_t n;
+    struct state_entry **all = entries_of(room, &n);
     for (size_t i = 0; i < n; i++) {
         if (i + WALK_AHEAD_ENTRY < n) {
             /* The fields read, the inline membership and the key. */
@@ -1586,13 +1950,7 @@ int room_state_walk(struct req *r, const char *room_id, const struct room_walk *
         if (w->type && strcmp(e->type, w->type) != 0) {
             continue;
         }
-        struct room_state_view v = {.type = e->type,
-                                    .state_key = e->state_key,
-                                    .event_id = e->event_id,
-                                    .membership = e->membership,
-                                    .pdu = e->pdu,
-                                    .has_ts = e->has_ts,
-                                    .origin_server_ts = e->ts};
+        struct room_state_view v = entry_view(e);
         if (w->want && !w->want(w->ctx, &v)) {
             continue;
         }
@@ -1612,4 +1970,562 @@ const struct room_version *room_version_of(struct req *r, const char *room_id)
 {
     struct room *room;
     return room_get(r, room_id, &room) == 0 ? room->rv : NULL;
+}
+
+/* ---- federation: templates, received events, joins ---- */
+
+/* Parses a stored event (for auth checks); NULL when it does not parse. */
+static struct event *parse_stored(struct req *r, const struct room_version *rv,
+                                  const struct store_event *se)
+{
+    json_t *pdu = json_loads(se->json, 0, NULL);
+    struct event *ev = NULL;
+    if (pdu && event_parse(&r->arena, rv, pdu, se->event_id, &ev, NULL) != 0) {
+        ev = NULL;
+    }
+    json_decref(pdu); /* the arena holds its own reference */
+    if (ev) {
+        ev->rejected = se->rejected;
+    }
+    return ev;
+}
+
+/* An auth state over a list of events (their own auth events). */
+struct list_state {
+    const struct event *const *events;
+    size_t n;
+};
+
+static const struct event *list_get(void *ud, const char *type, const char *state_key)
+{
+    const struct list_state *ls = ud;
+    for (size_t i = 0; i < ls->n; i++) {
+        const struct event *e = ls->events[i];
+        if (e && e->state_key && strcmp(e->type, type) == 0 &&
+            strcmp(e->state_key, state_key) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Checks ev against its own auth events (spec: "Checks performed on
+ * receipt of a PDU", step 4). NULL entries are unknown events. From v12
+ * the create event is no auth event but the room ID names it: `create`
+ * is added to the state the rules read (NULL before v12 or unknown). */
+static int check_own_auth(struct req *r, const struct event *ev,
+                          const struct event *const *auths, const struct event *create,
+                          const char **reason)
+{
+    int rc = authrules_check_auth_events(ev, auths, reason);
+    if (rc == 0) {
+        const struct event **with = ARENA_ARRAY(&r->arena, const struct event *,
+                                                ev->n_auth_events + 1);
+        memcpy(with, auths, sizeof(*with) * ev->n_auth_events);
+        size_t n = ev->n_auth_events;
+        if (create && ev->rv->room_id_is_create_hash && ev != create) {
+            with[n++] = create;
+        }
+        struct list_state ls = {with, n};
+        struct auth_state st = {list_get, &ls};
+        rc = authrules_check(ev, &st, reason);
+    }
+    return rc;
+}
+
+/* The current state entry holding `event_id`, or NULL (caller holds
+ * room->mu). A scan: only for events not written yet. */
+static const struct state_entry *state_by_event_id(struct room *room, const char *event_id)
+{
+    size_t it = 0;
+    const struct map_entry *me;
+    while (map_next(&room->state, &it, &me)) {
+        const struct state_entry *e = me->value;
+        if (strcmp(e->event_id, event_id) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* The room's create event, parsed (caller holds room->mu or owns it). */
+static const struct event *room_create_event(struct req *r, struct room *room)
+{
+    struct auth_ctx ctx;
+    auth_ctx_init(&ctx, room, r);
+    const struct event *e = auth_get(&ctx, "m.room.create", "");
+    map_release(&ctx.parsed);
+    return e;
+}
+
+int room_template(struct req *r, const char *room_id, const char *sender, const char *type,
+                  const char *state_key, const json_t *content, json_t **out,
+                  const char **reason)
+{
+    *out = NULL;
+    *reason = NULL;
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    struct room_event_in in = {.room_id = room_id, .sender = sender, .type = type,
+                               .state_key = state_key, .content = content};
+    pthread_mutex_lock(&room->mu);
+    int64_t *prev_nids, *auth_nids;
+    size_t n_prev, n_auth;
+    json_t *pdu = build_pdu(r, room, &in, &prev_nids, &n_prev, &auth_nids, &n_auth);
+    struct event *ev = NULL;
+    rc = pdu ? 0 : -ERR_UNKNOWN;
+    if (rc == 0) {
+        json_arena(&r->arena, pdu);
+        /* Checked as if sent now, so a refusal comes before any signing
+         * (parsed from a copy with the parts the sender adds). */
+        json_t *probe = json_arena(&r->arena, json_deep_copy(pdu));
+        json_object_set_new(probe, "hashes", json_pack("{s:s}", "sha256", ""));
+        json_object_set_new(probe, "signatures", json_object());
+        rc = event_parse(&r->arena, room->rv, probe, "$template", &ev, reason) == 0
+                 ? 0
+                 : -ERR_UNKNOWN;
+    }
+    if (rc == 0) {
+        struct auth_ctx ctx;
+        auth_ctx_init(&ctx, room, r);
+        struct auth_state st = {auth_get, &ctx};
+        rc = authrules_check(ev, &st, reason);
+        map_release(&ctx.parsed);
+    }
+    pthread_mutex_unlock(&room->mu);
+    if (rc == 0) {
+        *out = json_incref(pdu);
+    }
+    return rc;
+}
+
+int room_receive(struct req *r, struct event *ev, const char *origin, bool relay,
+                 const char **error)
+{
+    *error = NULL;
+    struct room *room;
+    int rc = room_get(r, ev->room_id, &room);
+    if (rc == -ERR_NOT_FOUND) {
+        *error = "Unknown room";
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    struct store_event known;
+    rc = store_event_get(r->db, &r->arena, ev->event_id, &known);
+    if (rc == 0) {
+        return 0; /* received before */
+    }
+    if (rc != -ERR_NOT_FOUND) {
+        return rc;
+    }
+    char *canonical = fedevent_canonical(r, ev);
+    if (!canonical || strlen(canonical) > EVENT_MAX_BYTES) {
+        *error = "Event too large";
+        return 0;
+    }
+    /* Its auth events must be known (fetching missing ones comes with
+     * gap handling) and must allow it. */
+    const struct event **auths = ARENA_ARRAY(&r->arena, const struct event *,
+                                             ev->n_auth_events + 1);
+    int64_t *auth_nids = ARENA_ARRAY(&r->arena, int64_t, ev->n_auth_events + 1);
+    for (size_t i = 0; i < ev->n_auth_events; i++) {
+        struct store_event se;
+        rc = store_event_get(r->db, &r->arena, ev->auth_events[i], &se);
+        if (rc == -ERR_NOT_FOUND) {
+            /* Perhaps accepted moments ago and not written yet. */
+            pthread_mutex_lock(&room->mu);
+            const struct state_entry *e = state_by_event_id(room, ev->auth_events[i]);
+            if (e) {
+                struct event *pe = NULL;
+                if (event_parse(&r->arena, room->rv, e->pdu, e->event_id, &pe, NULL) == 0) {
+                    auths[i] = pe;
+                    auth_nids[i] = e->event_nid;
+                }
+            }
+            pthread_mutex_unlock(&room->mu);
+            if (!auths[i]) {
+                *error = "An auth event is unknown here";
+                return 0;
+            }
+            continue;
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        auths[i] = parse_stored(r, room->rv, &se);
+        auth_nids[i] = se.nid;
+    }
+    const char *reason = NULL;
+    pthread_mutex_lock(&room->mu);
+    const struct event *create = room_create_event(r, room);
+    pthread_mutex_unlock(&room->mu);
+    if (check_own_auth(r, ev, auths, create, &reason) != 0) {
+        *error = reason ? reason : "Not allowed by its auth events";
+        return 0;
+    }
+    int64_t *prev_nids = ARENA_ARRAY(&r->arena, int64_t, ev->n_prev_events + 1);
+    for (size_t i = 0; i < ev->n_prev_events; i++) {
+        struct store_event se;
+        rc = store_event_get(r->db, &r->arena, ev->prev_events[i], &se);
+        if (rc == -ERR_NOT_FOUND) {
+            /* An extremity accepted moments ago and not written yet. */
+            pthread_mutex_lock(&room->mu);
+            for (size_t k = 0; k < room->n_ext && !prev_nids[i]; k++) {
+                if (strcmp(room->ext[k].event_id, ev->prev_events[i]) == 0) {
+                    prev_nids[i] = room->ext[k].nid;
+                }
+            }
+            pthread_mutex_unlock(&room->mu);
+            if (prev_nids[i]) {
+                continue;
+            }
+            *error = "A previous event is unknown here";
+            return 0;
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        prev_nids[i] = se.nid;
+    }
+    pthread_mutex_lock(&room->mu);
+    /* Against the current state (spec step 6, soft failure). The state
+     * before the event is taken to be the current one: exact for events
+     * that extend every extremity, an approximation for a fork until
+     * state resolution of forks is in. */
+    struct auth_ctx ctx;
+    auth_ctx_init(&ctx, room, r);
+    struct auth_state st = {auth_get, &ctx};
+    rc = authrules_check(ev, &st, &reason);
+    map_release(&ctx.parsed);
+    if (rc != 0) {
+        pthread_mutex_unlock(&room->mu);
+        *error = reason ? reason : "Not allowed by the room's current state";
+        return 0;
+    }
+    enqueue_relay(r, room, ev->json, ev, canonical, prev_nids, ev->n_prev_events, auth_nids,
+                  ev->n_auth_events, NULL, NULL, relay ? RELAY_EXCEPT_ORIGIN : RELAY_NONE,
+                  origin, NULL);
+    pthread_mutex_unlock(&room->mu);
+    return 0;
+}
+
+int room_state_before(struct req *r, const char *event_id, json_t **state, json_t **auth_chain)
+{
+    *state = *auth_chain = NULL;
+    struct store_event ev;
+    int rc = store_event_get(r->db, &r->arena, event_id, &ev);
+    struct store_state_row *rows = NULL;
+    size_t n = 0;
+    if (rc == 0) {
+        rc = store_snapshot_state(r->db, &r->arena, ev.state_before_nid, &rows, &n);
+    }
+    struct store_event *events = NULL, *chain = NULL;
+    size_t n_events = 0, n_chain = 0;
+    int64_t *nids = ARENA_ARRAY(&r->arena, int64_t, n + 1);
+    for (size_t i = 0; i < n; i++) {
+        nids[i] = rows[i].event_nid;
+    }
+    if (rc == 0) {
+        rc = store_events_by_nids(r->db, &r->arena, nids, n, &events, &n_events);
+    }
+    if (rc == 0) {
+        nids[n] = ev.nid;
+        rc = store_auth_chain(r->db, &r->arena, nids, n + 1, &chain, &n_chain);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    *state = json_array();
+    *auth_chain = json_array();
+    for (size_t i = 0; i < n_events; i++) {
+        json_t *j = json_loads(events[i].json, 0, NULL);
+        if (j) {
+            json_array_append_new(*state, j);
+        }
+    }
+    for (size_t i = 0; i < n_chain; i++) {
+        json_t *j = json_loads(chain[i].json, 0, NULL);
+        if (j) {
+            json_array_append_new(*auth_chain, j);
+        }
+    }
+    return 0;
+}
+
+int room_servers(struct req *r, const char *room_id, char ***out, size_t *n)
+{
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&room->mu);
+    room_servers_locked(r, room);
+    char **list = ARENA_ARRAY(&r->arena, char *, room->n_servers + 1);
+    list[0] = arena_strdup(&r->arena, r->srv->cfg->server_name);
+    for (size_t k = 0; k < room->n_servers; k++) {
+        list[k + 1] = arena_strdup(&r->arena, room->servers[k]);
+    }
+    *n = room->n_servers + 1;
+    pthread_mutex_unlock(&room->mu);
+    *out = list;
+    return 0;
+}
+
+static int cmp_depth(const void *a, const void *b)
+{
+    const struct event *x = *(const struct event *const *)a, *y = *(const struct event *const *)b;
+    return x->depth < y->depth ? -1 : x->depth > y->depth;
+}
+
+/* The nid given to an imported event (map value), or 0. */
+static int64_t nid_of(const struct map *nids, const char *event_id)
+{
+    return (int64_t)(intptr_t)map_get(nids, str_from(event_id));
+}
+
+int room_import_join(struct req *r, const struct room_version *rv, const char *room_id,
+                     const json_t *join_pdu, const json_t *state, const json_t *auth_chain,
+                     const char *origin, const char **why)
+{
+    (void)origin;
+    *why = NULL;
+    if (!json_is_array(state) || !json_is_array(auth_chain)) {
+        *why = "the answer has no state or auth chain";
+        return -ERR_BAD_JSON;
+    }
+    if (room_version_of(r, room_id)) {
+        *why = "the room is known here already (joining it again is not supported yet)";
+        return -ERR_CONFLICT;
+    }
+    /* Every event, checked on its own (shape, ID, signatures, hash). */
+    struct map by_id;
+    map_init(&by_id);
+    json_arena(&r->arena, json_object()); /* keeps the arena non-empty for cleanups */
+    size_t total = json_array_size(state) + json_array_size(auth_chain);
+    struct event **all = ARENA_ARRAY(&r->arena, struct event *, total + 1);
+    size_t n_all = 0;
+    const json_t *lists[2] = {auth_chain, state};
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        const json_t *pdu;
+        json_array_foreach(lists[l], i, pdu)
+        {
+            struct event *ev;
+            const char *w = NULL;
+            if (fedevent_check(r, rv, pdu, &ev, &w) != 0) {
+                LOG_INFO("room", "joining %s: dropped an event (%s)", room_id, w ? w : "bad");
+                continue;
+            }
+            if (ev->room_id && strcmp(ev->room_id, room_id) != 0) {
+                continue;
+            }
+            if (!map_has(&by_id, str_from(ev->event_id))) {
+                map_put(&by_id, str_from(ev->event_id), ev);
+                all[n_all++] = ev;
+            }
+        }
+    }
+    /* Auth rules against each event's own auth events, oldest first, so
+     * an event whose auth event was rejected is rejected too. */
+    qsort(all, n_all, sizeof(*all), cmp_depth);
+    const struct event *the_create = NULL;
+    for (size_t i = 0; i < n_all && !the_create; i++) {
+        if (strcmp(all[i]->type, "m.room.create") == 0 && all[i]->state_key &&
+            !*all[i]->state_key) {
+            const char *derived = NULL;
+            if (!rv->room_id_is_create_hash ||
+                (event_compute_room_id(rv, all[i]->json, &r->arena, &derived) == 0 &&
+                 strcmp(derived, room_id) == 0)) {
+                the_create = all[i];
+            }
+        }
+    }
+    for (size_t i = 0; i < n_all; i++) {
+        struct event *ev = all[i];
+        const struct event **auths =
+            ARENA_ARRAY(&r->arena, const struct event *, ev->n_auth_events + 1);
+        for (size_t k = 0; k < ev->n_auth_events; k++) {
+            auths[k] = map_get(&by_id, str_from(ev->auth_events[k]));
+        }
+        const char *reason = NULL;
+        if (check_own_auth(r, ev, auths, the_create, &reason) != 0) {
+            ev->rejected = true;
+            LOG_INFO("room", "joining %s: event %s rejected (%s)", room_id, ev->event_id,
+                     reason ? reason : "auth");
+        }
+    }
+    /* The state before the join, by key, without rejected events. */
+    struct map slots;
+    map_init(&slots);
+    size_t i;
+    const json_t *pdu;
+    json_array_foreach(state, i, pdu)
+    {
+        const char *id = NULL;
+        if (event_compute_id(rv, pdu, &r->arena, &id) != 0) {
+            continue;
+        }
+        struct event *ev = map_get(&by_id, str_from(id));
+        if (!ev || ev->rejected || !ev->state_key) {
+            continue;
+        }
+        struct str key = stateres_key(&r->arena, ev->type, ev->state_key);
+        if (!map_has(&slots, key)) {
+            map_put(&slots, key, ev);
+        }
+    }
+    struct list_state ls = {NULL, 0};
+    const struct event **slot_events = ARENA_ARRAY(&r->arena, const struct event *,
+                                                   slots.count + 1);
+    size_t it = 0, n_slots = 0;
+    const struct map_entry *me;
+    while (map_next(&slots, &it, &me)) {
+        slot_events[n_slots++] = me->value;
+    }
+    ls.events = slot_events;
+    ls.n = n_slots;
+    const struct event *create = list_get(&ls, "m.room.create", "");
+    int rc = 0;
+    if (!create) {
+        *why = "the state has no valid create event";
+        rc = -ERR_BAD_JSON;
+    } else {
+        const char *ver = json_get_str(create->content, "room_version");
+        const char *derived = NULL;
+        if (strcmp(ver ? ver : "1", rv->id) != 0) {
+            *why = "the create event names another room version";
+            rc = -ERR_BAD_JSON;
+        } else if (rv->room_id_is_create_hash &&
+                   (event_compute_room_id(rv, create->json, &r->arena, &derived) != 0 ||
+                    strcmp(derived, room_id) != 0)) {
+            *why = "the create event is not this room's";
+            rc = -ERR_BAD_JSON;
+        }
+    }
+    /* Our join: checked like the others, then against the state. */
+    struct event *join = NULL;
+    const char *w = NULL;
+    if (rc == 0 && fedevent_check(r, rv, join_pdu, &join, &w) != 0) {
+        *why = w ? w : "our join event came back altered";
+        rc = -ERR_BAD_JSON;
+    }
+    const struct event **join_auths = NULL;
+    int64_t *join_auth_nids = NULL, *join_prev_nids = NULL;
+    size_t n_join_prev = 0;
+    if (rc == 0) {
+        join_auths = ARENA_ARRAY(&r->arena, const struct event *, join->n_auth_events + 1);
+        for (size_t k = 0; k < join->n_auth_events; k++) {
+            join_auths[k] = map_get(&by_id, str_from(join->auth_events[k]));
+        }
+        const char *reason = NULL;
+        struct auth_state st = {list_get, &ls};
+        if (check_own_auth(r, join, join_auths, the_create, &reason) != 0 ||
+            authrules_check(join, &st, &reason) != 0) {
+            *why = reason ? reason : "the room's state does not allow the join";
+            rc = -ERR_FORBIDDEN;
+        }
+    }
+    if (rc < 0) {
+        map_release(&slots);
+        map_release(&by_id);
+        return rc;
+    }
+
+    struct room *room = xcalloc(1, sizeof(*room));
+    pthread_mutex_init(&room->mu, NULL);
+    map_init(&room->state);
+    map_init(&room->pending_txns);
+    room->rv = rv;
+    room->room_id = xstrdup(room_id);
+    room->ext = xcalloc(1, sizeof(*room->ext));
+    pthread_mutex_lock(&room->mu);
+    rc = room_reserve(r, room);
+    if (rc < 0) {
+        pthread_mutex_unlock(&room->mu);
+        room_free(room);
+        map_release(&slots);
+        map_release(&by_id);
+        *why = "the room is being joined already";
+        return rc;
+    }
+    /* Nids for the outliers and the state snapshot. */
+    struct rooms *rs = r->srv->rooms;
+    struct room_import *im = ARENA_NEW(&r->arena, struct room_import);
+    im->events = ARENA_ARRAY(&r->arena, struct import_event, n_all + 1);
+    im->state = ARENA_ARRAY(&r->arena, struct import_slot, n_slots + 1);
+    struct map nids;
+    map_init(&nids);
+    pthread_mutex_lock(&rs->write_mu);
+    for (size_t k = 0; k < n_all; k++) {
+        map_put(&nids, str_from(all[k]->event_id), (void *)(intptr_t)++rs->next_event);
+    }
+    im->snapshot_nid = ++rs->next_snapshot;
+    pthread_mutex_unlock(&rs->write_mu);
+    for (size_t k = 0; k < n_all; k++) {
+        const struct event *ev = all[k];
+        struct import_event *ie = &im->events[im->n_events++];
+        ie->event_id = ev->event_id;
+        ie->type = ev->type;
+        ie->state_key = ev->state_key;
+        ie->sender = ev->sender;
+        ie->canonical = fedevent_canonical(r, ev);
+        ie->nid = nid_of(&nids, ev->event_id);
+        ie->depth = ev->depth;
+        ie->origin_server_ts = ev->origin_server_ts;
+        ie->rejected = ev->rejected;
+        ie->auth_nids = ARENA_ARRAY(&r->arena, int64_t, ev->n_auth_events + 1);
+        for (size_t a = 0; a < ev->n_auth_events; a++) {
+            int64_t an = nid_of(&nids, ev->auth_events[a]);
+            if (an) {
+                ie->auth_nids[ie->n_auth++] = an;
+            }
+        }
+        if (!ie->canonical) {
+            im->n_events--; /* cannot happen for a checked event; keep it out */
+        }
+    }
+    for (size_t k = 0; k < n_slots; k++) {
+        const struct event *ev = slot_events[k];
+        struct import_slot *sl = &im->state[im->n_state++];
+        sl->type = ev->type;
+        sl->state_key = ev->state_key;
+        sl->membership = strcmp(ev->type, "m.room.member") == 0 ? event_membership(ev) : NULL;
+        sl->event_nid = nid_of(&nids, ev->event_id);
+        state_put(room, entry_new(ev->type, ev->state_key, sl->event_nid, ev->event_id,
+                                  ev->json));
+    }
+    room->snapshot_nid = im->snapshot_nid;
+    join_auth_nids = ARENA_ARRAY(&r->arena, int64_t, join->n_auth_events + 1);
+    size_t n_join_auth = 0;
+    for (size_t k = 0; k < join->n_auth_events; k++) {
+        int64_t an = nid_of(&nids, join->auth_events[k]);
+        if (an) {
+            join_auth_nids[n_join_auth++] = an;
+        }
+    }
+    join_prev_nids = ARENA_ARRAY(&r->arena, int64_t, join->n_prev_events + 1);
+    for (size_t k = 0; k < join->n_prev_events; k++) {
+        int64_t pn = nid_of(&nids, join->prev_events[k]);
+        if (pn) {
+            join_prev_nids[n_join_prev++] = pn;
+        }
+    }
+    map_release(&nids);
+    map_release(&slots);
+    map_release(&by_id);
+    struct store_room *row = ARENA_NEW(&r->arena, struct store_room);
+    row->room_id = (char *)arena_strdup(&r->arena, room_id);
+    row->room_version = (char *)rv->id;
+    row->created_ts = req_now_ms();
+    char *canonical = fedevent_canonical(r, join);
+    enqueue_relay(r, room, join->json, join, canonical, join_prev_nids, n_join_prev,
+                  join_auth_nids, n_join_auth, NULL, row, RELAY_NONE, NULL, im);
+    pthread_mutex_unlock(&room->mu);
+    return 0;
 }

@@ -59,6 +59,11 @@ typedef void room_commit_fn(void *ctx, const struct room_commit *c);
  */
 void rooms_set_commit_listener(struct rooms *rs, room_commit_fn *fn, void *ctx);
 
+/* Where events for other servers are queued (in the event's own
+ * transaction). Set it before rooms_start; without it nothing is sent. */
+struct fedqueue;
+void rooms_set_fedqueue(struct rooms *rs, struct fedqueue *q);
+
 /* The newest stream position made visible (events committed so far). */
 int64_t rooms_stream_pos(struct rooms *rs);
 
@@ -142,9 +147,12 @@ int room_state_all(struct req *r, const char *room_id, json_t **out);
  * always render the same event the same way. Two renderings are kept per
  * event (a third function evicts one).
  *
- * Callbacks run under the room's lock: they must be quick and must not
- * call back into svc/room. Everything in the view belongs to the cache
- * and is valid during the callback only.
+ * want and visit run under the room's lock: they must be quick and must
+ * not call back into svc/room. render may run under it or not (when many
+ * events lack a rendering, as on the first read after the room is loaded,
+ * they are rendered with the lock released, so senders are not held up);
+ * it must not call into svc/room either. Everything in the view belongs
+ * to the cache (or the walk) and is valid during the callback only.
  */
 struct room_state_view {
     const char *type;
@@ -179,5 +187,54 @@ int room_power(struct req *r, const char *room_id, const char *user_id, int64_t 
 
 /* The room's version, or NULL when the room is unknown here. */
 const struct room_version *room_version_of(struct req *r, const char *room_id);
+
+/* ---- federation ---- */
+
+struct event;
+
+/*
+ * An unsigned event template for a user of another server (make_join and
+ * friends): prev_events, auth_events and depth from the current state,
+ * checked against the room's rules as if sent now. Returns 0 with *out (a
+ * new reference), -ERR_NOT_FOUND for an unknown room, or -ERR_FORBIDDEN
+ * with *reason when the rules refuse it.
+ */
+int room_template(struct req *r, const char *room_id, const char *sender, const char *type,
+                  const char *state_key, const json_t *content, json_t **out,
+                  const char **reason);
+
+/*
+ * Accepts an event from another server (checked by svc/fedevent) into a
+ * room this server is in: its auth events and previous events must be
+ * known here, and it must pass the auth rules against its auth events and
+ * against the current state. Then it is queued for writing like a local
+ * event (room_wait_durable waits for it); with `relay` it is also sent to
+ * the room's other servers except `origin` (a join received through
+ * send_join). Returns 0 with *error NULL (accepted, or known already) or
+ * a reason it was not; a negative ERR_* for failures of this server.
+ */
+int room_receive(struct req *r, struct event *ev, const char *origin, bool relay,
+                 const char **error);
+
+/* The room's state before a stored event and the auth chain of that state
+ * and the event, as arrays of PDUs (new references), for send_join. */
+int room_state_before(struct req *r, const char *event_id, json_t **state, json_t **auth_chain);
+
+/* The servers with joined members in the room, this one first (arena). */
+int room_servers(struct req *r, const char *room_id, char ***out, size_t *n);
+
+/*
+ * Joins a room through another server (the joining side of send_join):
+ * checks every event of `state` and `auth_chain` (signatures, hashes,
+ * auth rules against their own auth events, rejected ones kept out of the
+ * state), the create event (room version, v12 room ID), and our signed
+ * join against that state; then stores the events as outliers, the state
+ * as the room's current state, and the join as its first timeline event
+ * (room_wait_durable waits for it). Returns 0, or a negative ERR_* with
+ * *why saying what did not check out.
+ */
+int room_import_join(struct req *r, const struct room_version *rv, const char *room_id,
+                     const json_t *join_pdu, const json_t *state, const json_t *auth_chain,
+                     const char *origin, const char **why);
 
 #endif

@@ -2,7 +2,13 @@
 (certificate from the test CA, server name 127.0.0.1:<port>) with its own
 ed25519 signing key, which serves /_matrix/key/v2/server and can sign
 requests to a Myelin server with the X-Matrix header. Tests use it to
-send what a real server would, and what a hostile one might."""
+send what a real server would, and what a hostile one might.
+
+It answers peer.routes[(method, path)] = (status, json); paths that vary
+(PUT /send/{txnId}) go to peer.handler(method, path, headers, body) when
+set, which returns (status, json) or None to fall back to the routes.
+stop_listening() and listen() take it off and back on its port, for
+tests of a server that is down."""
 
 import json
 import ssl
@@ -23,8 +29,9 @@ class FedPeer:
         self.key_id = f"ed25519:{key_version}"
         # Overrides of what /_matrix/key/v2/server answers (tests of bad keys).
         self.key_response = None
-        self.requests = []  # (method, path, headers) seen
+        self.requests = []  # (method, path, headers, body) seen
         self.routes = {}    # (method, path) -> (status, json body)
+        self.handler = None  # (method, path, headers, body) -> (status, json) or None
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,7 +42,12 @@ class FedPeer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 peer.requests.append((method, self.path, dict(self.headers), body))
-                if self.path == "/_matrix/key/v2/server":
+                answer = None
+                if peer.handler and self.path != "/_matrix/key/v2/server":
+                    answer = peer.handler(method, self.path, dict(self.headers), body)
+                if answer is not None:
+                    status, obj = answer
+                elif self.path == "/_matrix/key/v2/server":
                     status, obj = 200, peer.key_response or peer.signed_keys()
                 else:
                     status, obj = peer.routes.get((method, self.path.split("?")[0]),
@@ -57,19 +69,34 @@ class FedPeer:
             def do_PUT(self):
                 self._answer("PUT")
 
+        self._handler_class = Handler
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.server_name = f"127.0.0.1:{self.port}"
         cert, key = test_ca.issue(f"{name}-{self.port}")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(cert), str(key))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ctx.load_cert_chain(str(cert), str(key))
+        self._serve()
+
+    def _serve(self):
+        self.httpd.socket = self._ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
+    def stop_listening(self):
+        """Closes the port: connections are refused until listen()."""
+        self.close()
+        self.httpd = None
+
+    def listen(self):
+        """Serves again on the same port (after stop_listening)."""
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class)
+        self._serve()
+
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
 
     def verify_key_b64(self):
         return signedjson.key.encode_verify_key_base64(self.key.verify_key)

@@ -170,3 +170,37 @@ def test_state_reads_by_a_peeker(server):
     state = check_against_single_reads(eve, room_id)
     assert ("m.room.member", alice.user_id) in state
     assert ("m.room.member", eve.user_id) not in state
+
+
+def test_state_reads_big_state_concurrent_changes(server):
+    """More state events than the cache renders under its lock: after a
+    restart the first reads render them unlocked while the state changes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alice, bob = User(server), User(server)
+    initial = [{"type": "org.example.item", "state_key": f"k{i}", "content": {"n": i}}
+               for i in range(120)]
+    room_id = alice.create_room(preset="public_chat", initial_state=initial)
+    assert bob.join(room_id).status == 200
+    state = check_against_single_reads(bob, room_id)
+    assert len([k for k in state if k[0] == "org.example.item"]) == 120
+    restart(server)
+
+    def change(i):
+        resp = alice.put_state(room_id, "org.example.item", {"n": i, "changed": True}, f"k{i}")
+        assert resp.status == 200, resp
+
+    def read(_):
+        for path in ("state", "members", "joined_members"):
+            resp = bob.get(f"{V3}/rooms/{q(room_id)}/{path}")
+            assert resp.status == 200, resp
+
+    with ThreadPoolExecutor(6) as ex:
+        futures = [ex.submit(read, i) for i in range(6)] + \
+                  [ex.submit(change, i) for i in range(0, 120, 7)]
+        for f in futures:
+            f.result()
+    state = check_against_single_reads(bob, room_id)
+    for i in range(120):
+        content = state[("org.example.item", f"k{i}")]["content"]
+        assert content == ({"n": i, "changed": True} if i % 7 == 0 else {"n": i}), content

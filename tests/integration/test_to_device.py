@@ -4,7 +4,8 @@ of the user, a repeated transaction ID sends nothing, a message stays
 until a later since token acknowledges it (the same since token gets it
 again), messages keep their order, a queue over 100 is split across
 syncs, a parked /sync wakes for a message, deleting a device drops its
-queue, unknown and remote recipients are skipped, bad bodies are refused,
+queue, unknown recipients are skipped (and remote ones leave the local
+delivery alone; test_fedqueue.py follows them out), bad bodies are refused,
 and guests may send and receive. Every test runs on SQLite and
 PostgreSQL."""
 
@@ -222,12 +223,14 @@ def test_deleted_device_loses_its_queue(server):
     assert to_device(gone[1].sync()) == []
 
 
-def test_unknown_and_remote_recipients_are_skipped(server):
+def test_unknown_recipients_skipped_remote_queued(server):
     alice, bob = User(server), User(server)
     server_name = bob.user_id.split(":", 1)[1]
     since = bob.sync()["next_batch"]
     send_ok(alice, {
         f"@nobody-{unique()}:{server_name}": {"*": {"x": 1}, "DEV": {"x": 2}},
+        # Queued for federation (test_fedqueue.py); the local ones are not
+        # affected, and the request succeeds whatever remote.example does.
         "@someone:remote.example": {"DEV": {"x": 3}},
         bob.user_id: {"NOSUCHDEVICE": {"x": 4}, bob.device_id: {"x": 5}},
     })

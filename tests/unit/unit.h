@@ -30,7 +30,9 @@
     X(test_notify)     \
     X(test_pushrules)  \
     X(test_xmatrix)    \
-    X(test_acl)
+    X(test_acl)        \
+    X(test_fedqueue)   \
+    X(test_fedresolve)
 
 #define UNIT_DECLARE(name) int name(void);
 UNIT_GROUPS(UNIT_DECLARE)

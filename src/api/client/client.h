@@ -397,4 +397,16 @@ int client__device_lists_between(struct req *r, const char *user_id,
  * fails the request with M_INVALID_PARAM or M_NOT_FOUND otherwise. */
 int client__profile_load(struct req *r, const char *user_id, json_t **out);
 
+/* ---- joining rooms of other servers (remote_join.c) ---- */
+
+/*
+ * Joins r->auth.user_id to `room_id`, unknown here, through the servers
+ * named by the request's `via` / `server_name` arguments and the room
+ * ID's server (make_join, send_join, room_import_join). On success waits
+ * for the join to be stored, with r->result = room_id, and then runs
+ * done(r) to answer; otherwise fails the request (M_NOT_FOUND without a
+ * server to ask, M_FORBIDDEN when refused, 503 when no server worked).
+ */
+int client__join_remote(struct req *r, const char *room_id, int (*done)(struct req *r));
+
 #endif

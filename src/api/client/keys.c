@@ -2,15 +2,22 @@
  * End-to-end encryption keys (spec: Client-Server API "End-to-End
  * Encryption", "Key management API"): POST /keys/upload (device identity
  * keys, one-time keys, fallback keys), POST /keys/query and POST
- * /keys/claim for local users, and the one-time key counts /sync reports.
+ * /keys/claim, and the one-time key counts /sync reports.
  *
  * The server never sees private keys, but it is what other devices trust
  * to hand out the right public ones, so uploads are checked: device keys
  * must name the caller's user and device and carry a valid ed25519
  * self-signature by the device's own ed25519 key (appendix "Signing
  * JSON"), and signed one-time and fallback keys must be signed by that
- * key whenever it is known. Users of other servers go into `failures`
- * until federation of keys exists.
+ * key whenever it is known.
+ *
+ * Users of other servers (spec: Server-Server API "End-to-End
+ * Encryption"): /keys/query and /keys/claim answer local users, then ask
+ * each other server named, all in parallel, within the request's
+ * `timeout`, and check what comes back (section "keys of users on other
+ * servers"); servers without a usable answer go into `failures`. The
+ * local halves (client__keys_query_local, client__keys_claim_local) also
+ * serve other servers' requests (api/federation/user_keys.c).
  *
  * Cross-signing (spec "Cross-signing"): POST /keys/device_signing/upload
  * takes a user's master, self-signing and user-signing keys (the latter
@@ -1607,7 +1614,8 @@ static struct remote_job *remote_group(struct req *r, const json_t *wanted, cons
             users = json_object();
             json_object_set_new(by_server, server, users);
         }
-        json_object_set_new(users, user_id, json_is_null(v) ? json_array() : json_incref((json_t *)v));
+        json_object_set_new(users, user_id,
+                            json_is_null(v) ? json_array() : json_incref((json_t *)v));
     }
     size_t n = json_object_size(by_server);
     if (n == 0) {

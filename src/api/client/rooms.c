@@ -868,6 +868,10 @@ int client_join(struct req *r)
     if (rc) {
         return rc;
     }
+    if (!room_version_of(r, room_id)) {
+        /* Not a room of this server: join through one that has it. */
+        return client__join_remote(r, room_id, answer_room_id);
+    }
     if (r->auth.is_guest && !guests_can_join(r, room_id)) {
         return req_fail(r, -ERR_GUEST_ACCESS_FORBIDDEN,
                         "Guests may not join this room (m.room.guest_access is not can_join)");

@@ -1,10 +1,12 @@
 /*
  * Inbound PDUs of federation transactions (spec: Server-Server API
- * "PDUs", "Checks performed on receipt of a PDU"). For now this only
- * names each PDU and applies the room's server ACL; accepting events from
- * other servers into rooms (signature and hash checks, auth rules, state
- * resolution, persistence) is not implemented yet, so every PDU is
- * answered with an error and the sender keeps it for later.
+ * "PDUs", "Checks performed on receipt of a PDU"): each is named, the
+ * room's server ACL applied, then checked by svc/fedevent (shape, event
+ * ID, signatures, content hash) and accepted by svc/room's room_receive
+ * (auth events, previous events, auth rules against its auth events and
+ * the current state). Events of rooms unknown here, and events whose
+ * auth or previous events are unknown (fetching them is gap handling,
+ * not done yet), are answered with an error.
  *
  * Naming: the event ID of a v3+ event is its reference hash under the
  * room version (core/pdu.h), known only when the room is known here; a
@@ -17,6 +19,7 @@
 #include "base/json.h"
 #include "core/id.h"
 #include "core/pdu.h"
+#include "svc/fedevent.h"
 #include "svc/room.h"
 
 int fed__process_pdu(struct req *r, const char *origin, json_t *pdu, char **event_id,
@@ -43,6 +46,19 @@ int fed__process_pdu(struct req *r, const char *origin, json_t *pdu, char **even
         *error = "Server is denied by the room's server ACL";
         return 0;
     }
-    *error = "Not supported yet";
+    if (!rv) {
+        *error = "Unknown room";
+        return 0;
+    }
+    struct event *ev;
+    const char *why = NULL;
+    if (fedevent_check(r, rv, pdu, &ev, &why) != 0) {
+        *error = why ? why : "Invalid event";
+        return 0;
+    }
+    int rc = room_receive(r, ev, origin, false, error);
+    if (rc < 0) {
+        *error = "Could not be stored here; send it again";
+    }
     return 0;
 }

@@ -47,11 +47,14 @@
 #include "svc/streams.h"
 #include "svc/typing.h"
 
-#define FED_TXN_PDUS_MAX 50              /* spec "Transactions" */
+#define FED_TXN_PDUS_MAX 50 /* spec "Transactions" */
 #define FED_TXN_EDUS_MAX 100
-#define FED_TXN_KEEP_MS (24 * 3600 * 1000LL) /* stored answers and message IDs */
-#define FED_TYPING_TIMEOUT_MS 60000      /* remote typists, until the next EDU (as Synapse) */
-#define FED_MESSAGE_ID_MAX 255           /* spec: 32 code points; be lenient */
+/* How long stored answers and message IDs are kept. */
+#define FED_TXN_KEEP_MS (24 * 3600 * 1000LL)
+/* Remote typists stop after this without a new EDU (as Synapse does). */
+#define FED_TYPING_TIMEOUT_MS 60000
+/* The spec says 32 code points; be lenient with other servers. */
+#define FED_MESSAGE_ID_MAX 255
 #define FED_TYPE_MAX 255
 
 /* ---- checks shared by the EDUs ---- */
@@ -70,7 +73,7 @@ static bool user_of(const char *user_id, const char *origin)
 static bool joined(struct req *r, const char *room_id, const char *user_id)
 {
     const char *m = NULL;
-    (void)room_membership(r, room_id, user_id, &m); return true;
+    return room_membership(r, room_id, user_id, &m) == 0 && m && strcmp(m, "join") == 0;
 }
 
 bool fed__acl_allows(struct req *r, const char *room_id, const char *origin)
@@ -407,13 +410,17 @@ static void device_lists_mark(struct req *r, const struct dl_users *dl)
     }
     int64_t pos = client__device_lists_reserve(r);
     int rc = store_begin(r->db);
-    for (size_t i = 0; rc == 0 && i < dl->n; i++) {
-        rc = client__device_lists_mark(r, pos, dl->users[i]);
-    }
-    if (store_end(r->db, rc) < 0 || rc < 0) {
-        LOG_WARN("fed", "device-list changes of %zu remote user(s) not recorded", dl->n);
+    if (rc == 0) {
+        for (size_t i = 0; rc == 0 && i < dl->n; i++) {
+            rc = client__device_lists_mark(r, pos, dl->users[i]);
+        }
+        rc = store_end(r->db, rc);
     }
     client__device_lists_publish(r, pos, dl->users, dl->n);
+    if (rc < 0) {
+        LOG_WARN("fed", "device-list changes of %zu remote user(s) not recorded: %s", dl->n,
+                 err_message(rc));
+    }
 }
 
 /* ---- the transaction ---- */
@@ -453,6 +460,25 @@ static int check_txn(struct req *r, json_t **pdus, json_t **edus)
             return req_fail(r, -ERR_BAD_JSON, "PDU %zu is not an object", i);
         }
     }
+    return 0;
+}
+
+/* Records the transaction's answer (r->result) and sends it. */
+static int txn_answer(struct req *r)
+{
+    const char *origin = r->auth.server, *txn_id = r->param[0].p;
+    int64_t now = req_now_ms();
+    int rc = store_fed_txn_put(r->db, origin, txn_id, r->result, now);
+    if (rc >= 0) {
+        rc = store_fed_txns_prune(r->db, now - FED_TXN_KEEP_MS);
+    }
+    if (rc < 0) {
+        /* The work is done: answer anyway; a retry finds the PDUs known
+         * and to-device messages deduplicated. */
+        LOG_WARN("fed", "answer of transaction %s from %s not stored: %s", txn_id, origin,
+                 err_message(rc));
+    }
+    buf_append_cstr(req_json_raw(r, 200), r->result);
     return 0;
 }
 
@@ -506,17 +532,13 @@ int fed_send(struct req *r)
 
     json_t *answer = json_pack("{s:o}", "pdus", results);
     char *text = json_dumps(answer, JSON_COMPACT);
-    int64_t now = req_now_ms();
-    rc = text ? store_fed_txn_put(r->db, origin, txn_id, text, now) : -ERR_NOMEM;
-    if (rc >= 0) {
-        rc = store_fed_txns_prune(r->db, now - FED_TXN_KEEP_MS);
+    json_decref(answer);
+    if (!text) {
+        return req_fail(r, -ERR_NOMEM, NULL);
     }
-    if (rc < 0) {
-        /* The work is done: answer anyway; a retry would redo harmless
-         * state updates (to-device messages are deduplicated). */
-        LOG_WARN("fed", "answer of transaction %s from %s not stored: %s", txn_id, origin,
-                 err_message(rc));
-    }
+    r->result = arena_strdup(&r->arena, text);
     free(text);
-    return req_json(r, 200, answer);
+    /* Acknowledged only once the accepted PDUs are stored: a failed write
+     * answers 500 and records nothing, so the sender tries again. */
+    return room_wait_durable(r, txn_answer);
 }
