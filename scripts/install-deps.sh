@@ -32,6 +32,7 @@ postgresql
 openssl
 python3
 python3-pytest
+python3-pytest-xdist
 python3-matrix-nio
 python3-olm
 python3-signedjson

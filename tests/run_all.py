@@ -10,7 +10,9 @@
     failure;
 (b) pytest on tests/integration with Debian's /usr/bin/python3, counted
     from its summary line; errors count as failures and a run that
-    collects nothing is a failure.
+    collects nothing is a failure. The tests run on 3 pytest-xdist
+    workers ($MYELIN_TEST_JOBS; 1 runs them one at a time); each worker
+    takes server ports from a range of its own (harness.free_port).
 
 Both outputs are streamed as they come. The last line printed is exactly
 "N passed, M failed" (with ", K skipped" when K > 0). The exit status is 0
@@ -170,10 +172,27 @@ def parse_pytest(output, code):
     return passed, failed, skipped, note
 
 
+def test_jobs(env):
+    """How many pytest workers (pytest-xdist) run the integration tests:
+    MYELIN_TEST_JOBS, else 3 (the tests mostly wait on servers, so more
+    workers than cores still pay), 1 when xdist is not installed."""
+    want = env.get("MYELIN_TEST_JOBS")
+    jobs = int(want) if want and want.isdigit() else 3
+    if jobs > 1:
+        probe = subprocess.run([PYTHON, "-c", "import xdist"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        if probe.returncode != 0:
+            print("run_all: pytest-xdist missing, running the tests one at a time",
+                  flush=True)
+            jobs = 1
+    return jobs
+
+
 def run_pytest(extra_args, env, tally):
     print(f"==> integration tests: {INTEGRATION_DIR}", flush=True)
+    jobs = test_jobs(env)
     cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           "tests/integration"] + list(extra_args)
+           "tests/integration"] + (["-n", str(jobs)] if jobs > 1 else []) + list(extra_args)
     env = dict(env)
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     code, output = stream(cmd, env, REPO_ROOT)

@@ -1,8 +1,8 @@
 /*
  * Reads that federation needs of rooms: the auth chain of a set of events
  * (event_auth_edges followed to the roots, spec "Auth chain"), and events
- * by nid. Nid lists are bound in batches, so any number works on both
- * engines.
+ * by nid. Nid lists are bound in batches of fixed-size IN lists, so any
+ * number works on both engines and the statement cache stays small.
  */
 #include <stdint.h>
 #include <string.h>
@@ -10,26 +10,44 @@
 #include "base/map.h"
 #include "store/store_int.h"
 
-/* Most nids one statement binds (far below both engines' limits). */
-#define NIDS_PER_STATEMENT 500
+/*
+ * Nid lists are bound as IN lists of fixed sizes (1, 16, 64 or 256
+ * placeholders, padded by repeating a nid: duplicates in IN change
+ * nothing), because the statement cache is keyed by SQL text that must
+ * outlive the connection; longer lists take several statements.
+ */
+#define IN1 "?"
+#define IN2 IN1 "," IN1
+#define IN4 IN2 "," IN2
+#define IN8 IN4 "," IN4
+#define IN16 IN8 "," IN8
+#define IN32 IN16 "," IN16
+#define IN64 IN32 "," IN32
+#define IN128 IN64 "," IN64
+#define IN256 IN128 "," IN128
+#define NIDS_PER_STATEMENT 256
 
-/* Prepares `sql_fmt` (one %s for the placeholder list) bound to nids. */
-static int prepare_nids(struct store_conn *c, struct arena *a, const char *sql_fmt,
-                        const int64_t *nids, size_t n, struct db_stmt **out)
+static const size_t in_sizes[] = {1, 16, 64, 256};
+
+#define EVENTS_SQL(in) "SELECT " STORE__EVENT_COLS " FROM events e WHERE e.event_nid IN (" in ")"
+#define AUTH_SQL(in) "SELECT DISTINCT auth_nid FROM event_auth_edges WHERE event_nid IN (" in ")"
+
+enum nids_query { Q_EVENTS, Q_AUTH_EDGES };
+
+static const char *const nids_sql[][4] = {
+    [Q_EVENTS] = {EVENTS_SQL(IN1), EVENTS_SQL(IN16), EVENTS_SQL(IN64), EVENTS_SQL(IN256)},
+    [Q_AUTH_EDGES] = {AUTH_SQL(IN1), AUTH_SQL(IN16), AUTH_SQL(IN64), AUTH_SQL(IN256)},
+};
+
+/* Prepares query `q` bound to nids[0..n), 1 <= n <= NIDS_PER_STATEMENT. */
+static int prepare_nids(struct store_conn *c, enum nids_query q, const int64_t *nids, size_t n,
+                        struct db_stmt **out)
 {
-    char *ph = arena_alloc(a, n * 2 + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i) {
-            ph[k++] = ',';
-        }
-        ph[k++] = '?';
-    }
-    ph[k] = '\0';
-    struct db_stmt *st;
-    int rc = db_prepare(c->db, arena_printf(a, sql_fmt, ph), &st);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = db_bind_int64(st, (int)i + 1, nids[i]);
+    int v = n <= 1 ? 0 : n <= 16 ? 1 : n <= 64 ? 2 : 3;
+    struct db_stmt *st = NULL;
+    int rc = db_prepare(c->db, nids_sql[q][v], &st);
+    for (size_t i = 0; rc == 0 && i < in_sizes[v]; i++) {
+        rc = db_bind_int64(st, (int)i + 1, nids[i < n ? i : n - 1]);
     }
     if (rc < 0) {
         if (st) {
@@ -51,9 +69,7 @@ int store_events_by_nids(struct store_conn *c, struct arena *arena, const int64_
     for (size_t off = 0; off < n; off += NIDS_PER_STATEMENT) {
         size_t m = n - off < NIDS_PER_STATEMENT ? n - off : NIDS_PER_STATEMENT;
         struct db_stmt *st;
-        int rc = prepare_nids(c, arena,
-                              "SELECT " STORE__EVENT_COLS " FROM events e WHERE e.event_nid IN (%s)",
-                              nids + off, m, &st);
+        int rc = prepare_nids(c, Q_EVENTS, nids + off, m, &st);
         if (rc < 0) {
             return rc;
         }
@@ -93,10 +109,7 @@ int store_auth_chain(struct store_conn *c, struct arena *arena, const int64_t *n
         for (size_t off = 0; off < n_front && rc == 0; off += NIDS_PER_STATEMENT) {
             size_t m = n_front - off < NIDS_PER_STATEMENT ? n_front - off : NIDS_PER_STATEMENT;
             struct db_stmt *st;
-            rc = prepare_nids(c, arena,
-                              "SELECT DISTINCT auth_nid FROM event_auth_edges "
-                              "WHERE event_nid IN (%s)",
-                              frontier + off, m, &st);
+            rc = prepare_nids(c, Q_AUTH_EDGES, frontier + off, m, &st);
             int64_t *found = NULL;
             size_t nf = 0;
             if (rc == 0) {

@@ -1126,4 +1126,15 @@ int store_events_by_nids(struct store_conn *c, struct arena *arena, const int64_
 int store_auth_chain(struct store_conn *c, struct arena *arena, const int64_t *nids, size_t n,
                      struct store_event **out, size_t *n_out);
 
+/* Drops the current state and forward extremities of a room known only by
+ * out-of-band memberships, before its joined state is written (outofband.c). */
+int store_room_outofband_clear(struct store_conn *c, int64_t room_nid);
+
+/* ---- federation reads of the event graph (fed_reads.c) ---- */
+
+/* The known previous events of event `event_nid` (its prev_events found
+ * here, rejected ones included), by nid; *n may be 0. */
+int store_event_prevs(struct store_conn *c, struct arena *arena, int64_t event_nid,
+                      struct store_event **out, size_t *n);
+
 #endif

@@ -25,6 +25,7 @@
 #include "core/xmatrix.h"
 #include "http/router.h"
 #include "store/store.h"
+#include "svc/fedqueue.h"
 #include "svc/keyring.h"
 #include "svc/srv.h"
 
@@ -346,6 +347,10 @@ static int server_request(struct req *r)
         return req_fail(r, -ERR_UNAUTHORIZED, "Invalid X-Matrix signature");
     }
     r->auth.server = x.origin;
+    if (r->srv->fedqueue) {
+        /* It is up: what waits for it in a backoff goes now. */
+        fedqueue_destination_up(r->srv->fedqueue, x.origin);
+    }
     return 0;
 }
 

@@ -20,6 +20,10 @@
  * the current one, merged upwards while it is at least half the size of
  * its parent's layer, so chains stay logarithmic and nothing is stored per
  * event beyond its one-row layer.
+ *
+ * A room may be known only by out-of-band memberships (a local user's
+ * invite, knock or leave over federation; end of file): its state then
+ * has no create event, and a join replaces it (room_import_join).
  */
 #include "svc/room.h"
 
@@ -187,6 +191,8 @@ struct room_import {
     struct import_slot *state;
     size_t n_state;
     int64_t snapshot_nid;
+    bool replaces; /* the room was known by out-of-band memberships only: its
+                      current state and extremities are dropped first */
 };
 
 struct write_job {
@@ -694,7 +700,7 @@ static int import_apply(struct rooms *rs, struct arena *a, struct write_job *j,
                         struct pending_intern *pend, size_t *n_pend, size_t cap)
 {
     const struct room_import *im = j->import;
-    int rc = 0;
+    int rc = im->replaces ? store_room_outofband_clear(rs->db, j->room->nid) : 0;
     for (size_t i = 0; i < im->n_events && rc == 0; i++) {
         const struct import_event *e = &im->events[i];
         int64_t type_nid = 0, sk_nid = 0;
@@ -1974,6 +1980,26 @@ const struct room_version *room_version_of(struct req *r, const char *room_id)
 
 /* ---- federation: templates, received events, joins ---- */
 
+const char room_missing_prev[] = "A previous event is unknown here";
+
+int room_extremities(struct req *r, const char *room_id, const char ***out, size_t *n)
+{
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&room->mu);
+    const char **ids = ARENA_ARRAY(&r->arena, const char *, room->n_ext + 1);
+    for (size_t k = 0; k < room->n_ext; k++) {
+        ids[k] = arena_strdup(&r->arena, room->ext[k].event_id);
+    }
+    *n = room->n_ext;
+    pthread_mutex_unlock(&room->mu);
+    *out = ids;
+    return 0;
+}
+
 /* Parses a stored event (for auth checks); NULL when it does not parse. */
 static struct event *parse_stored(struct req *r, const struct room_version *rv,
                                   const struct store_event *se)
@@ -2184,7 +2210,7 @@ int room_receive(struct req *r, struct event *ev, const char *origin, bool relay
             if (prev_nids[i]) {
                 continue;
             }
-            *error = "A previous event is unknown here";
+            *error = room_missing_prev;
             return 0;
         }
         if (rc < 0) {
@@ -2289,6 +2315,10 @@ static int64_t nid_of(const struct map *nids, const char *event_id)
     return (int64_t)(intptr_t)map_get(nids, str_from(event_id));
 }
 
+static struct room *outofband_room(struct req *r, const char *room_id,
+                                   const struct room_version *rv);
+static int room_takeover(struct req *r, struct room *old, struct room *room);
+
 int room_import_join(struct req *r, const struct room_version *rv, const char *room_id,
                      const json_t *join_pdu, const json_t *state, const json_t *auth_chain,
                      const char *origin, const char **why)
@@ -2299,7 +2329,11 @@ int room_import_join(struct req *r, const struct room_version *rv, const char *r
         *why = "the answer has no state or auth chain";
         return -ERR_BAD_JSON;
     }
-    if (room_version_of(r, room_id)) {
+    /* A room known only by out-of-band memberships (an invite or a knock
+     * over federation) is replaced by the joined room; its stored events
+     * keep their rows. */
+    struct room *oob = NULL;
+    if (room_version_of(r, room_id) && !(oob = outofband_room(r, room_id, rv))) {
         *why = "the room is known here already (joining it again is not supported yet)";
         return -ERR_CONFLICT;
     }
@@ -2445,7 +2479,7 @@ int room_import_join(struct req *r, const struct room_version *rv, const char *r
     room->room_id = xstrdup(room_id);
     room->ext = xcalloc(1, sizeof(*room->ext));
     pthread_mutex_lock(&room->mu);
-    rc = room_reserve(r, room);
+    rc = oob ? room_takeover(r, oob, room) : room_reserve(r, room);
     if (rc < 0) {
         pthread_mutex_unlock(&room->mu);
         room_free(room);
@@ -2454,21 +2488,36 @@ int room_import_join(struct req *r, const struct room_version *rv, const char *r
         *why = "the room is being joined already";
         return rc;
     }
+    /* Events stored already (the out-of-band memberships) keep their nids. */
+    struct map stored;
+    map_init(&stored);
+    for (size_t k = 0; oob && k < n_all; k++) {
+        struct store_event se;
+        if (store_event_get(r->db, &r->arena, all[k]->event_id, &se) == 0) {
+            map_put(&stored, str_from(all[k]->event_id), (void *)(intptr_t)se.nid);
+        }
+    }
     /* Nids for the outliers and the state snapshot. */
     struct rooms *rs = r->srv->rooms;
     struct room_import *im = ARENA_NEW(&r->arena, struct room_import);
     im->events = ARENA_ARRAY(&r->arena, struct import_event, n_all + 1);
     im->state = ARENA_ARRAY(&r->arena, struct import_slot, n_slots + 1);
+    im->replaces = oob != NULL;
     struct map nids;
     map_init(&nids);
     pthread_mutex_lock(&rs->write_mu);
     for (size_t k = 0; k < n_all; k++) {
-        map_put(&nids, str_from(all[k]->event_id), (void *)(intptr_t)++rs->next_event);
+        int64_t known = nid_of(&stored, all[k]->event_id);
+        map_put(&nids, str_from(all[k]->event_id),
+                (void *)(intptr_t)(known ? known : ++rs->next_event));
     }
     im->snapshot_nid = ++rs->next_snapshot;
     pthread_mutex_unlock(&rs->write_mu);
     for (size_t k = 0; k < n_all; k++) {
         const struct event *ev = all[k];
+        if (nid_of(&stored, ev->event_id)) {
+            continue;
+        }
         struct import_event *ie = &im->events[im->n_events++];
         ie->event_id = ev->event_id;
         ie->type = ev->type;
@@ -2517,15 +2566,191 @@ int room_import_join(struct req *r, const struct room_version *rv, const char *r
         }
     }
     map_release(&nids);
+    map_release(&stored);
     map_release(&slots);
     map_release(&by_id);
-    struct store_room *row = ARENA_NEW(&r->arena, struct store_room);
-    row->room_id = (char *)arena_strdup(&r->arena, room_id);
-    row->room_version = (char *)rv->id;
-    row->created_ts = req_now_ms();
+    struct store_room *row = oob ? NULL : ARENA_NEW(&r->arena, struct store_room);
+    if (row) {
+        row->room_id = (char *)arena_strdup(&r->arena, room_id);
+        row->room_version = (char *)rv->id;
+        row->created_ts = req_now_ms();
+    }
     char *canonical = fedevent_canonical(r, join);
     enqueue_relay(r, room, join->json, join, canonical, join_prev_nids, n_join_prev,
                   join_auth_nids, n_join_auth, NULL, row, RELAY_NONE, NULL, im);
     pthread_mutex_unlock(&room->mu);
     return 0;
+}
+
+/* ---- federation: out-of-band memberships ---- */
+
+/* Whether the room is known here only by out-of-band memberships: no
+ * create event in its current state (caller holds room->mu). */
+static bool only_outofband(struct req *r, struct room *room)
+{
+    return state_get(room, &r->arena, "m.room.create", "") == NULL;
+}
+
+/* The cached room when it is known only by out-of-band memberships and
+ * has version rv; else NULL. */
+static struct room *outofband_room(struct req *r, const char *room_id,
+                                   const struct room_version *rv)
+{
+    struct room *room;
+    if (room_get(r, room_id, &room) < 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&room->mu);
+    bool oob = room->rv == rv && only_outofband(r, room);
+    pthread_mutex_unlock(&room->mu);
+    return oob ? room : NULL;
+}
+
+/*
+ * Replaces `old` (an out-of-band room, still cached) by `room` in the
+ * cache, under the same nid. `old` is poisoned, so a job still queued for
+ * it fails rather than writing over the joined room. -ERR_CONFLICT when
+ * `old` left the cache meanwhile.
+ */
+static int room_takeover(struct req *r, struct room *old, struct room *room)
+{
+    struct rooms *rs = r->srv->rooms;
+    pthread_mutex_lock(&rs->map_mu);
+    bool ours = !old->poisoned && map_get(&rs->by_id, str_from(old->room_id)) == old;
+    if (ours) {
+        old->poisoned = true;
+        map_del(&rs->by_id, str_from(old->room_id));
+        map_put(&rs->by_id, str_from(room->room_id), room);
+        rs->graveyard = xrealloc(rs->graveyard, sizeof(*rs->graveyard) * (rs->n_graveyard + 1));
+        rs->graveyard[rs->n_graveyard++] = old;
+        room->nid = old->nid;
+    }
+    pthread_mutex_unlock(&rs->map_mu);
+    return ours ? 0 : -ERR_CONFLICT;
+}
+
+int room_outofband_store(struct req *r, const struct room_version *rv, json_t *pdu,
+                         const char **why)
+{
+    *why = NULL;
+    const char *event_id = NULL;
+    struct event *ev = NULL;
+    if (event_compute_id(rv, pdu, &r->arena, &event_id) != 0 ||
+        event_parse(&r->arena, rv, pdu, event_id, &ev, why) != 0) {
+        *why = *why ? *why : "the event has no ID";
+        return -ERR_BAD_JSON;
+    }
+    if (strcmp(ev->type, "m.room.member") != 0 || !ev->state_key || !ev->room_id) {
+        *why = "not a membership event";
+        return -ERR_BAD_JSON;
+    }
+    struct buf b = BUF_INIT;
+    int rc = canonjson_write(&b, pdu, canonjson_mode_for(rv));
+    char *canonical = rc == 0 ? arena_strndup(&r->arena, b.p ? b.p : "", b.len) : NULL;
+    buf_release(&b);
+    if (!canonical) {
+        *why = "the event has no canonical JSON";
+        return -ERR_BAD_JSON;
+    }
+    /* Twice: a room first seen here may be created by another request
+     * between the lookup and the reservation. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct room *room;
+        struct store_room *row = NULL;
+        rc = room_get(r, ev->room_id, &room);
+        if (rc == -ERR_NOT_FOUND) {
+            room = xcalloc(1, sizeof(*room));
+            pthread_mutex_init(&room->mu, NULL);
+            map_init(&room->state);
+            map_init(&room->pending_txns);
+            room->rv = rv;
+            room->room_id = xstrdup(ev->room_id);
+            room->ext = xcalloc(1, sizeof(*room->ext));
+            pthread_mutex_lock(&room->mu);
+            rc = room_reserve(r, room);
+            if (rc < 0) {
+                pthread_mutex_unlock(&room->mu);
+                room_free(room);
+                if (rc == -ERR_CONFLICT) {
+                    continue;
+                }
+                return rc;
+            }
+            row = ARENA_NEW(&r->arena, struct store_room);
+            row->room_version = (char *)rv->id;
+            row->created_ts = req_now_ms();
+        } else if (rc < 0) {
+            return rc;
+        } else {
+            pthread_mutex_lock(&room->mu);
+            if (room->rv != rv || !only_outofband(r, room)) {
+                pthread_mutex_unlock(&room->mu);
+                *why = room->rv != rv ? "the room is known here with another version"
+                                      : "the room is known here";
+                return -ERR_CONFLICT;
+            }
+            /* Stored before, or queued moments ago. */
+            struct store_event known;
+            rc = state_by_event_id(room, event_id)
+                     ? 0
+                     : store_event_get(r->db, &r->arena, event_id, &known);
+            if (rc != -ERR_NOT_FOUND) {
+                pthread_mutex_unlock(&room->mu);
+                return rc;
+            }
+        }
+        if (row) {
+            /* The job points at the row's strings until it is written. */
+            row->room_id = arena_strdup(&r->arena, ev->room_id);
+        }
+        enqueue_relay(r, room, pdu, ev, canonical, NULL, 0, NULL, 0, NULL, row, RELAY_NONE, NULL,
+                      NULL);
+        pthread_mutex_unlock(&room->mu);
+        return 0;
+    }
+    *why = "the room is being created by another request";
+    return -ERR_CONFLICT;
+}
+
+int room_stripped_pdus(struct req *r, const char *room_id, json_t **out)
+{
+    static const char *const types[] = {"m.room.create",          "m.room.join_rules",
+                                        "m.room.name",            "m.room.avatar",
+                                        "m.room.canonical_alias", "m.room.encryption",
+                                        "m.room.topic"};
+    *out = NULL;
+    struct room *room;
+    int rc = room_get(r, room_id, &room);
+    if (rc < 0) {
+        return rc;
+    }
+    json_t *list = json_array();
+    pthread_mutex_lock(&room->mu);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        const struct state_entry *e = state_get(room, &r->arena, types[i], "");
+        if (e) {
+            json_array_append_new(list, json_deep_copy(e->pdu));
+        }
+    }
+    pthread_mutex_unlock(&room->mu);
+    *out = list;
+    return 0;
+}
+
+json_t *room_strip_state(const json_t *list)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *type = json_get_str(e, "type"), *sk = json_get_str(e, "state_key");
+        const char *sender = json_get_str(e, "sender");
+        const json_t *content = json_object_get(e, "content");
+        if (type && sk && sender && json_is_object(content)) {
+            json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:O}", "type", type, "state_key",
+                                                 sk, "sender", sender, "content", content));
+        }
+    }
+    return out;
 }

@@ -215,6 +215,13 @@ int room_template(struct req *r, const char *room_id, const char *sender, const 
  */
 int room_receive(struct req *r, struct event *ev, const char *origin, bool relay,
                  const char **error);
+/* The *error of room_receive when a previous event is unknown here (the
+ * caller may fetch the gap and try again). */
+extern const char room_missing_prev[];
+
+/* The room's forward extremities (event IDs, arena), for asking another
+ * server what lies between them and a newer event. */
+int room_extremities(struct req *r, const char *room_id, const char ***out, size_t *n);
 
 /* The room's state before a stored event and the auth chain of that state
  * and the event, as arrays of PDUs (new references), for send_join. */
@@ -230,11 +237,40 @@ int room_servers(struct req *r, const char *room_id, char ***out, size_t *n);
  * state), the create event (room version, v12 room ID), and our signed
  * join against that state; then stores the events as outliers, the state
  * as the room's current state, and the join as its first timeline event
- * (room_wait_durable waits for it). Returns 0, or a negative ERR_* with
- * *why saying what did not check out.
+ * (room_wait_durable waits for it). A room known here only by out-of-band
+ * memberships (room_outofband_store) is replaced: its current state and
+ * extremities go, its stored events keep their rows. Returns 0, or a
+ * negative ERR_* with *why saying what did not check out.
  */
 int room_import_join(struct req *r, const struct room_version *rv, const char *room_id,
                      const json_t *join_pdu, const json_t *state, const json_t *auth_chain,
                      const char *origin, const char **why);
+
+/*
+ * Out-of-band memberships (spec: Server-Server API "Inviting to a room",
+ * "Knocking upon a room", "Leaving Rooms"): a local user's membership
+ * event in a room this server is not in (an invite received over
+ * federation, or a knock or leave this server sent through another
+ * server). It is stored with a stream position and as the room's current
+ * state (the room and its version are recorded when first seen), so
+ * /sync shows it; `pdu` may carry the stripped state for clients in its
+ * `unsigned` (invite_room_state, knock_room_state). Such a room has no
+ * create event here; joining it replaces it (room_import_join). Returns 0
+ * (queued, or stored already: room_wait_durable waits for it),
+ * -ERR_CONFLICT with *why when the room is known here with real state or
+ * another version, -ERR_BAD_JSON for an event that is not a membership.
+ */
+int room_outofband_store(struct req *r, const struct room_version *rv, json_t *pdu,
+                         const char **why);
+
+/* The room's current create, join rules, name, avatar, canonical alias,
+ * encryption and topic events as full PDUs (a new array of copies), for
+ * invite_room_state and knock_room_state. */
+int room_stripped_pdus(struct req *r, const char *room_id, json_t **out);
+
+/* Stripped state for clients (spec "Stripped state"): type, state_key,
+ * sender and content of each entry of `list` (PDUs or stripped events;
+ * entries without them are left out). A new array. */
+json_t *room_strip_state(const json_t *list);
 
 #endif

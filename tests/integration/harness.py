@@ -79,8 +79,34 @@ def sanitizer_reports(text):
             if any(p in line for p in SANITIZER_PATTERNS)]
 
 
+# Ports handed out by this process: a server that is stopped for a restart
+# keeps its port, which must not be given to another server meanwhile.
+_ports_given = set()
+# Each pytest-xdist worker takes ports from a range of its own, below the
+# kernel's ephemeral range (client sockets), so parallel workers never hand
+# out the same port.
+_PORTS_PER_WORKER = 4000
+_PORTS_BASE = 20000
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    """A TCP port on 127.0.0.1 that nobody listens on right now and that
+    this process has not handed out before."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    k = int(worker[2:]) if worker[2:].isdigit() else 0
+    base = _PORTS_BASE + (k % 3) * _PORTS_PER_WORKER
+    for _ in range(500):
+        port = base + random.randrange(_PORTS_PER_WORKER)
+        if port in _ports_given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    # Range exhausted: any port the kernel gives.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

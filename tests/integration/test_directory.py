@@ -138,7 +138,8 @@ def test_alias_create_resolve(server):
 
     # Resolving what does not exist.
     assert_error(get_alias(server, alias_of(server)), 404, "M_NOT_FOUND")
-    assert_error(get_alias(server, "#x:other.example.org"), 404, "M_NOT_FOUND")
+    # Another server's alias is asked of that server, unreachable here.
+    assert_error(get_alias(server, "#x:other.example.org"), 502, "M_UNKNOWN")
     assert_error(get_alias(server, "nosigil"), 400, "M_INVALID_PARAM")
 
     # An alias to a room the user created via createRoom is listed too.
@@ -595,8 +596,9 @@ def test_public_rooms_bad_input_and_server(server):
                             "third_party_instance_id": None})
     assert resp.status == 200 and len(resp.json["chunk"]) == 1, resp
 
-    # `server`: this server's name lists locally; another server would be
-    # asked over federation (needs a token; not available yet: 404).
+    # `server`: this server's name lists locally; another server is asked
+    # over federation (needs a token; one that cannot be reached: 502;
+    # test_fed_public.py covers real ones).
     resp = public_rooms(server, server=server.server_name)
     assert resp.status == 200 and resp.json["chunk"][0]["room_id"] == rid
     resp = alice.post(f"{V3}/publicRooms?server={q(server.server_name)}",
@@ -604,10 +606,10 @@ def test_public_rooms_bad_input_and_server(server):
     assert resp.status == 200 and len(resp.json["chunk"]) == 1, resp
     assert_error(public_rooms(server, server="other.example.org"), 401,
                  "M_MISSING_TOKEN")
-    assert_error(public_rooms(server, alice, server="other.example.org"), 404,
-                 "M_NOT_FOUND")
+    assert_error(public_rooms(server, alice, server="other.example.org"), 502,
+                 "M_UNKNOWN")
     assert_error(alice.post(f"{V3}/publicRooms?server=other.example.org",
-                            json={}), 404, "M_NOT_FOUND")
+                            json={}), 502, "M_UNKNOWN")
     assert_error(public_rooms(server, alice, server="bad name!"), 400,
                  "M_INVALID_PARAM")
     # A bad token is refused even though none is needed.

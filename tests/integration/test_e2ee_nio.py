@@ -135,3 +135,53 @@ def test_megolm_both_ways_and_a_new_device(server, tmp_path):
                 await c.close()
 
     run(scenario())
+
+
+def test_megolm_between_two_servers(federation, tmp_path):
+    """The same exchange with Alice on hs1 and Bob on hs2: the room is
+    joined over federation, keys are queried and claimed across servers and
+    the room keys travel as to-device messages between the servers."""
+    hs1, hs2 = federation(2)
+    alice = User(hs1)
+    bob = User(hs2)
+
+    async def scenario():
+        na, nb = client(hs1, alice, tmp_path), client(hs2, bob, tmp_path)
+        try:
+            for c in (na, nb):
+                await sync(c)
+            resp = await na.room_create(
+                initial_state=[{"type": "m.room.encryption", "state_key": "",
+                                "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+                preset=nio.RoomPreset.public_chat)
+            assert isinstance(resp, nio.RoomCreateResponse), resp
+            room_id = resp.room_id
+            joined = bob.post(f"{V3}/join/{q(room_id)}?server_name={q(hs1.server_name)}")
+            assert joined.status == 200, joined
+            deadline = asyncio.get_running_loop().time() + TIMEOUT
+            while bob.user_id not in na.rooms.get(room_id, nio.MatrixRoom(room_id, "")).users:
+                assert asyncio.get_running_loop().time() < deadline, "bob's join never seen"
+                await sync(na)
+            await sync(nb)
+            assert na.rooms[room_id].encrypted and nb.rooms[room_id].encrypted
+            for c in (na, nb):
+                members = await c.joined_members(room_id)
+                assert isinstance(members, nio.JoinedMembersResponse), members
+
+            eid = await send_encrypted(na, room_id, "across servers, secretly")
+            ev = await receive(nb, room_id, eid)
+            assert isinstance(ev, nio.RoomMessageText), ev
+            assert ev.body == "across servers, secretly" and ev.decrypted
+            eid2 = await send_encrypted(nb, room_id, "and back again")
+            ev = await receive(na, room_id, eid2)
+            assert isinstance(ev, nio.RoomMessageText), ev
+            assert ev.body == "and back again" and ev.decrypted
+            # Both servers hold only ciphertext.
+            for user, e in ((alice, eid2), (bob, eid)):
+                raw = raw_event(user, room_id, e)
+                assert raw["type"] == "m.room.encrypted" and "secret" not in str(raw), raw
+        finally:
+            for c in (na, nb):
+                await c.close()
+
+    run(scenario())

@@ -69,7 +69,9 @@ def check_against_single_reads(user, room_id):
         c = ev["content"]
         if c.get("membership") != "join":
             continue
-        info = {}
+        # Both keys always, null when unset (as Synapse; matrix-nio needs
+        # display_name).
+        info = {"display_name": None, "avatar_url": None}
         if isinstance(c.get("displayname"), str):
             info["display_name"] = c["displayname"]
         if isinstance(c.get("avatar_url"), str):
@@ -122,7 +124,7 @@ def test_state_reads_follow_changes(server):
     assert state[("org.example.custom", "x")]["content"] == {}
     assert state[("m.room.member", bob.user_id)]["content"] == {"membership": "join"}
     joined = alice.get(f"{V3}/rooms/{q(room_id)}/joined_members").json["joined"]
-    assert joined[bob.user_id] == {}
+    assert joined[bob.user_id] == {"display_name": None, "avatar_url": None}
     assert alice.members(room_id, membership="join") == \
         {alice.user_id: "join", bob.user_id: "join"}
 

@@ -200,7 +200,10 @@ def test_incremental_sync_after_messages(server):
     # Nothing new: no rooms, same position.
     again = bob.sync(since=since)
     assert again["rooms"]["join"] == {}
-    assert again["next_batch"] == since
+    # Same position, except perhaps the unread-count stream: on a loaded
+    # machine the push thread may store the room's first push actions
+    # after the 50 ms a sync waits for it.
+    assert again["next_batch"].split("_")[:-1] == since.split("_")[:-1]
     e1 = alice.send(rid, "one")
     e2 = alice.send(rid, "two")
     body = bob.sync(since=since)

@@ -459,7 +459,7 @@ int client_login(struct req *r)
     rc = store_end(r->db, rc);
     if (rc == 0) {
         /* A new device: the users sharing a room re-read the device list. */
-        rc = client__device_lists_changed(r, user_id);
+        rc = client__device_lists_changed(r, user_id, device_id);
     }
     if (rc < 0) {
         json_decref(body);
@@ -483,6 +483,30 @@ int client_whoami(struct req *r)
     return req_json(r, 200, body);
 }
 
+/* The IDs of user_id's devices except `keep` (may be NULL), read in the
+ * transaction before they are deleted, so other servers hear of each
+ * deletion (arena array). */
+static int device_ids(struct req *r, const char *user_id, const char *keep, const char ***out,
+                      size_t *n)
+{
+    struct store_device *devs = NULL;
+    size_t n_devs = 0;
+    *out = NULL;
+    *n = 0;
+    int rc = store_device_list(r->db, &r->arena, user_id, &devs, &n_devs);
+    if (rc < 0 || n_devs == 0) {
+        return rc;
+    }
+    const char **ids = ARENA_ARRAY(&r->arena, const char *, n_devs);
+    for (size_t i = 0; i < n_devs; i++) {
+        if (!keep || strcmp(devs[i].device_id, keep) != 0) {
+            ids[(*n)++] = devs[i].device_id;
+        }
+    }
+    *out = ids;
+    return 0;
+}
+
 int client_logout(struct req *r)
 {
     /* Spec: logging out also deletes the device (and its keys). */
@@ -501,7 +525,7 @@ int client_logout(struct req *r)
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
     if (rc == 0) {
-        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+        rc = client__device_lists_mark_devices(r, dl, r->auth.user_id, &r->auth.device_id, 1);
     }
     rc = store_end(r->db, rc);
     client__device_lists_publish(r, dl, &r->auth.user_id, 1);
@@ -516,7 +540,12 @@ int client_logout(struct req *r)
 int client_logout_all(struct req *r)
 {
     int64_t dl = client__device_lists_reserve(r);
+    const char **ids = NULL;
+    size_t n_ids = 0;
     int rc = store_begin(r->db);
+    if (rc == 0) {
+        rc = device_ids(r, r->auth.user_id, NULL, &ids, &n_ids);
+    }
     if (rc == 0) {
         rc = store_devices_delete_all(r->db, r->auth.user_id, NULL);
     }
@@ -527,7 +556,7 @@ int client_logout_all(struct req *r)
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
     if (rc == 0) {
-        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+        rc = client__device_lists_mark_devices(r, dl, r->auth.user_id, ids, n_ids);
     }
     rc = store_end(r->db, rc);
     client__device_lists_publish(r, dl, &r->auth.user_id, 1);
@@ -617,9 +646,14 @@ int client_account_password(struct req *r)
     }
 
     int64_t dl = client__device_lists_reserve(r);
+    const char **ids = NULL;
+    size_t n_ids = 0;
     rc = store_begin(r->db);
     if (rc == 0) {
         rc = store_user_set_password(r->db, r->auth.user_id, r->pw.hash);
+    }
+    if (rc == 0 && logout_devices) {
+        rc = device_ids(r, r->auth.user_id, r->auth.device_id, &ids, &n_ids);
     }
     if (rc == 0 && logout_devices) {
         /* Spec: other devices and their tokens go; the caller's stays. */
@@ -632,7 +666,7 @@ int client_account_password(struct req *r)
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
     if (rc == 0 && logout_devices) {
-        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+        rc = client__device_lists_mark_devices(r, dl, r->auth.user_id, ids, n_ids);
     }
     rc = store_end(r->db, rc);
     client__device_lists_publish(r, dl, &r->auth.user_id, 1);
@@ -674,7 +708,12 @@ int client_account_deactivate(struct req *r)
         return rc;
     }
     int64_t dl = client__device_lists_reserve(r);
+    const char **ids = NULL;
+    size_t n_ids = 0;
     rc = store_begin(r->db);
+    if (rc == 0) {
+        rc = device_ids(r, r->auth.user_id, NULL, &ids, &n_ids);
+    }
     if (rc == 0) {
         rc = store_user_deactivate(r->db, r->auth.user_id, erase);
     }
@@ -685,7 +724,7 @@ int client_account_deactivate(struct req *r)
         rc = store_to_device_prune(r->db, r->auth.user_id);
     }
     if (rc == 0) {
-        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+        rc = client__device_lists_mark_devices(r, dl, r->auth.user_id, ids, n_ids);
     }
     rc = store_end(r->db, rc);
     client__device_lists_publish(r, dl, &r->auth.user_id, 1);

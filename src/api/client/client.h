@@ -204,6 +204,17 @@ int client__set_membership(struct req *r, const char *room_id, const char *targe
 /* Resolves a room ID or a local alias into *room_id; M_NOT_FOUND for an
  * unknown alias, M_INVALID_PARAM for anything else malformed. */
 int client__resolve_room(struct req *r, const char *id_or_alias, const char **room_id);
+/*
+ * Another server's alias (directory.c): client__alias_remote returns 0 when
+ * `alias` is not a valid alias of another server (resolve it here), else
+ * parks the request on that server's GET /query/directory and runs `cont`
+ * with the answer, which client__alias_answer reads into *room_id and the
+ * valid server names of `servers` (arena). Its 404 becomes M_NOT_FOUND,
+ * any other failure 503; both return the failure set on r.
+ */
+int client__alias_remote(struct req *r, const char *alias, int (*cont)(struct req *r));
+int client__alias_answer(struct req *r, const char *alias, const char **room_id,
+                         const char ***servers, size_t *n);
 
 /*
  * Restricted joins (spec "Restricted rooms", room versions 8+ with join
@@ -227,6 +238,32 @@ int client__restricted_join(struct req *r, const char *room_id, json_t **extra);
  */
 int client__check_canonical_alias(struct req *r, const char *room_id, const char *state_key,
                                   const json_t *content);
+
+/*
+ * This server's published room directory (spec "Published room
+ * directory"), in directory.c, shared by the client /publicRooms and the
+ * federation GET/POST /publicRooms (api/federation/public.c). With `body`
+ * (a POST's JSON object) reads limit, since, filter and the network
+ * fields from it; with NULL (a GET) reads limit and since from the query
+ * string, and include_all_networks and third_party_instance_id too when
+ * `networks`. Answers the page, or fails r with M_INVALID_PARAM.
+ */
+int client__public_rooms_local(struct req *r, const json_t *body, bool networks);
+
+/*
+ * One room of a space hierarchy as another server may see it (Server-
+ * Server API GET /hierarchy/{roomId}), in spaces.c: *out (a new
+ * reference) is the room's summary with `children_state`, its
+ * m.space.child events (only suggested ones when `suggested_only`; empty
+ * for a room that is not a space). Returns 0; -ERR_NOT_FOUND when this
+ * server is not in the room; -ERR_FORBIDDEN when server `origin` could
+ * neither peek nor join it (Synapse's rules: a public, knock or
+ * knock_restricted join rule, world_readable history, a member or
+ * invitee of origin in the room, or for restricted join rules a member of
+ * origin in one of the allowed rooms). No failure is set on r.
+ */
+int client__space_room_for_server(struct req *r, const char *room_id, const char *origin,
+                                  bool suggested_only, json_t **out);
 
 /* ---- account data and room tags (account_data.c) ---- */
 
@@ -373,9 +410,27 @@ int client__to_device_deliver(struct req *r, const char *origin, const char *mes
 int64_t client__device_lists_reserve(struct req *r);
 int client__device_lists_mark(struct req *r, int64_t pos, const char *user_id);
 void client__device_lists_publish(struct req *r, int64_t pos, const char *const *users, size_t n);
-/* All three in a transaction of their own, for one user (a new device:
- * nothing else to commit with it). Returns 0 or a negative ERR_*. */
-int client__device_lists_changed(struct req *r, const char *user_id);
+/*
+ * mark, and for a user of this server also tell the other servers that
+ * share one of the user's joined rooms (Server-Server API "Device
+ * Management", "End-to-End Encryption"), queued in the same transaction:
+ * _devices sends one m.device_list_update per device ID, with the device
+ * as stored at that point of the transaction (display name and keys) or
+ * `deleted` when it no longer exists, so call it after the change;
+ * _signing sends one m.signing_key_update with the current master and/or
+ * self-signing key (false for both: a user-signing change, which other
+ * servers never see). A plain mark tells no other server: use these for
+ * every change of a local user that others can see. publish wakes the
+ * servers' senders. Returns 0 or a negative ERR_* (roll back).
+ */
+int client__device_lists_mark_devices(struct req *r, int64_t pos, const char *user_id,
+                                      const char *const *device_ids, size_t n);
+int client__device_lists_mark_signing(struct req *r, int64_t pos, const char *user_id,
+                                      bool master, bool self_signing);
+/* All three in a transaction of their own, for one device of one user (a
+ * new or renamed device: nothing else to commit with it), with
+ * mark_devices. Returns 0 or a negative ERR_*. */
+int client__device_lists_changed(struct req *r, const char *user_id, const char *device_id);
 
 /*
  * The device_lists part of a /sync or /keys/changes for user_id between
@@ -405,8 +460,54 @@ int client__profile_load(struct req *r, const char *user_id, json_t **out);
  * ID's server (make_join, send_join, room_import_join). On success waits
  * for the join to be stored, with r->result = room_id, and then runs
  * done(r) to answer; otherwise fails the request (M_NOT_FOUND without a
- * server to ask, M_FORBIDDEN when refused, 503 when no server worked).
+ * server to ask, M_FORBIDDEN when refused, 502 when no server worked).
  */
 int client__join_remote(struct req *r, const char *room_id, int (*done)(struct req *r));
+
+struct room_version;
+/* A make_join / make_leave / make_knock URI for user_id, with every
+ * supported room version as `ver` when with_ver (arena). */
+const char *client__make_member_uri(struct req *r, const char *kind, const char *room_id,
+                                    const char *user_id, bool with_ver);
+/* A signed GET or PUT to `server` (blocking, at most timeout_ms): the
+ * answer when it is 200 with a JSON object (arena), else NULL with
+ * *status the HTTP status (0: no answer). */
+json_t *client__fed_ask(struct req *r, const char *server, const char *method, const char *uri,
+                        const json_t *body, int timeout_ms, long *status);
+/* Completes a resident server's template of user_id's own membership
+ * event into our signed PDU (arena) with *event_id; NULL when the template
+ * is not such an event or cannot be signed. */
+json_t *client__sign_membership(struct req *r, const struct room_version *rv, const json_t *tmpl,
+                                const char *user_id, const char *membership,
+                                const char **event_id);
+
+/* ---- memberships through other servers (remote_membership.c) ---- */
+
+/* Whether the room is known here only by out-of-band memberships (a
+ * remote invite or a knock: no create event in its state). */
+bool client__room_outofband(struct req *r, const char *room_id);
+/* Servers to reach such a room through: the server of whoever sent
+ * r->auth.user_id's membership event and of the senders of its stripped
+ * state (arena list; 0 when none). */
+size_t client__outofband_servers(struct req *r, const char *room_id, const char ***out);
+/*
+ * Invites `target`, a user of another server, with `content` (spec:
+ * Server-Server API "Inviting to a room"): the event is built and signed
+ * here, sent to the target's server (PUT /v2/invite), and only with that
+ * server's signature added stored and sent to the room. With `park` the
+ * request waits without a thread and answers {} itself once the invite is
+ * stored; without, the worker waits and 0 means queued (room_wait_durable).
+ */
+int client__invite_remote(struct req *r, const char *room_id, const char *target,
+                          const json_t *content, bool park);
+/* Leaves (rejects the invite to, or rescinds the knock on) a room known
+ * here only out of band, through make_leave / send_leave v2 on the room's
+ * servers, then stores the leave; answers with done(r) once stored. */
+int client__leave_remote(struct req *r, const char *room_id, int (*done)(struct req *r));
+/* Knocks on a room this server is not in through the `via` /
+ * `server_name` servers (make_knock / send_knock) and stores the knock
+ * with the room's stripped state; answers with done(r), r->result the
+ * room ID. */
+int client__knock_remote(struct req *r, const char *room_id, int (*done)(struct req *r));
 
 #endif

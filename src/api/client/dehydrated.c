@@ -61,7 +61,7 @@ static int delete_device(struct req *r, const char *device_id)
             rc = store_to_device_prune(r->db, user_id);
         }
         if (rc == 0) {
-            rc = client__device_lists_mark(r, dl, user_id);
+            rc = client__device_lists_mark_devices(r, dl, user_id, &device_id, 1);
         }
         rc = store_end(r->db, rc);
     }
@@ -190,7 +190,8 @@ int client_dehydrated_device_put(struct req *r)
             rc = store_to_device_prune(r->db, user_id);
         }
         if (rc == 0) {
-            rc = client__device_lists_mark(r, dl, user_id);
+            const char *changed[2] = {device_id, old_id};
+            rc = client__device_lists_mark_devices(r, dl, user_id, changed, old_id ? 2 : 1);
         }
         rc = store_end(r->db, rc);
     }

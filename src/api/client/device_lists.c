@@ -18,8 +18,22 @@
  *            room with them any more.
  * As Synapse does, any joined room counts, encrypted or not: a client
  * that starts encrypting later already tracks the right devices.
+ *
+ * Other servers (spec: Server-Server API "Device Management",
+ * "End-to-End Encryption"): a local user's change named by device
+ * (client__device_lists_mark_devices) or of their cross-signing keys
+ * (client__device_lists_mark_signing) is also queued, in the same
+ * transaction, as an m.device_list_update per device or one
+ * m.signing_key_update for every other server with a member in one of
+ * the user's joined rooms (svc/fedqueue); publish wakes those servers'
+ * senders. stream_id is the change's STREAM_DEVICE_LISTS position and
+ * prev_id is always empty: every update is "the first of a sequence"
+ * (spec), so a receiver that caches our users' devices (Synapse) resyncs
+ * them through GET /user/devices rather than trusting a chain we do not
+ * keep per destination.
  */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/client/client.h"
@@ -28,7 +42,10 @@
 #include "base/json.h"
 #include "base/map.h"
 #include "base/str.h"
+#include "config.h"
+#include "core/id.h"
 #include "store/store.h"
+#include "svc/fedqueue.h"
 #include "svc/notify.h"
 #include "svc/srv.h"
 #include "svc/streams.h"
@@ -55,9 +72,193 @@ int client__device_lists_mark(struct req *r, int64_t pos, const char *user_id)
     return rc;
 }
 
+/* ---- telling other servers ---- */
+
+/* The servers other than this one with a joined member in one of
+ * user_id's joined rooms (arena array, each once). */
+static int sharing_servers(struct req *r, const char *user_id, const char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    char **users = NULL;
+    size_t n_users = 0;
+    int rc = store_users_sharing_rooms(r->db, &r->arena, user_id, &users, &n_users);
+    if (rc < 0 || n_users == 0) {
+        return rc;
+    }
+    const char *own = r->srv->cfg->server_name;
+    const char **list = ARENA_ARRAY(&r->arena, const char *, n_users);
+    struct map seen;
+    map_init(&seen);
+    for (size_t i = 0; i < n_users; i++) {
+        const char *server = id_server_part(users[i]);
+        if (!server || strcmp(server, own) == 0 || map_has(&seen, str_from(server))) {
+            continue;
+        }
+        map_put(&seen, str_from(server), (void *)1);
+        list[(*n)++] = server;
+    }
+    map_release(&seen);
+    *out = list;
+    return 0;
+}
+
+/* Queues the EDU {type, content} (content is consumed) for each server. */
+static int queue_edu(struct req *r, const char *const *servers, size_t n, const char *type,
+                     json_t *content)
+{
+    char *text = content ? json_dumps(content, JSON_COMPACT) : NULL;
+    json_decref(content);
+    if (!text) {
+        return -ERR_NOMEM;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = fedqueue_add_edu(r->srv->fedqueue, r->db, servers[i], type, text);
+    }
+    free(text);
+    return rc;
+}
+
+/* The user's keys as another server sees them (their own signatures
+ * only): `devices` (a JSON array of device IDs, consumed) under
+ * body.device_keys[user_id], and the master and self-signing keys. */
+static int keys_view(struct req *r, const char *user_id, json_t *devices, json_t **body)
+{
+    json_t *ask = json_arena(&r->arena, json_pack("{s:o}", user_id, devices));
+    *body = json_arena(&r->arena, json_pack("{s:{},s:{},s:{}}", "device_keys", "master_keys",
+                                            "self_signing_keys"));
+    if (!ask || !*body) {
+        return -ERR_NOMEM;
+    }
+    return client__keys_query_local(r, ask, NULL, *body);
+}
+
+/* One m.device_list_update per device ID (spec "Device Management"),
+ * with the device as stored now, or deleted when it is gone. */
+static int queue_devices(struct req *r, int64_t pos, const char *user_id,
+                         const char *const *servers, size_t n_servers,
+                         const char *const *device_ids, size_t n)
+{
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(ids, json_string(device_ids[i]));
+    }
+    json_t *view;
+    int rc = keys_view(r, user_id, ids, &view);
+    json_t *keys_of = json_object_get(json_object_get(view, "device_keys"), user_id);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct store_device d = {0};
+        rc = store_device_get(r->db, &r->arena, user_id, device_ids[i], &d);
+        if (rc < 0 && rc != -ERR_NOT_FOUND) {
+            break;
+        }
+        json_t *keys = json_object_get(keys_of, device_ids[i]);
+        /* Keys go with their device; keys without one are a dehydrated
+         * device being created (its keys are uploaded first). */
+        bool deleted = rc == -ERR_NOT_FOUND && !json_is_object(keys);
+        json_t *c = json_pack("{s:s,s:s,s:I,s:[],s:b}", "user_id", user_id, "device_id",
+                              device_ids[i], "stream_id", (json_int_t)pos, "prev_id",
+                              "deleted", deleted);
+        if (!deleted && c) {
+            if (d.display_name) {
+                json_object_set_new(c, "device_display_name", json_string(d.display_name));
+            }
+            if (json_is_object(keys)) {
+                keys = json_deep_copy(keys);
+                json_object_del(keys, "unsigned"); /* the name travels on its own */
+                json_object_set_new(c, "keys", keys);
+            }
+        }
+        rc = queue_edu(r, servers, n_servers, "m.device_list_update", c);
+    }
+    return rc;
+}
+
+/* One m.signing_key_update {user_id, master_key?, self_signing_key?}
+ * (spec "End-to-End Encryption"). */
+static int queue_signing(struct req *r, const char *user_id, const char *const *servers,
+                         size_t n_servers, bool master, bool self_signing)
+{
+    json_t *view;
+    int rc = keys_view(r, user_id, json_array(), &view);
+    if (rc < 0) {
+        return rc;
+    }
+    json_t *mk = json_object_get(json_object_get(view, "master_keys"), user_id);
+    json_t *sk = json_object_get(json_object_get(view, "self_signing_keys"), user_id);
+    json_t *c = json_pack("{s:s}", "user_id", user_id);
+    if (master && mk && c) {
+        json_object_set(c, "master_key", mk);
+    }
+    if (self_signing && sk && c) {
+        json_object_set(c, "self_signing_key", sk);
+    }
+    if (c && json_object_size(c) == 1) {
+        json_decref(c); /* nothing to tell */
+        return 0;
+    }
+    return queue_edu(r, servers, n_servers, "m.signing_key_update", c);
+}
+
+/* The servers to tell about a change of user_id: none for a user of
+ * another server or without a federation queue. */
+static int servers_to_tell(struct req *r, const char *user_id, const char ***servers,
+                           size_t *n)
+{
+    *servers = NULL;
+    *n = 0;
+    if (!r->srv->fedqueue || !client__local_part(r, user_id)) {
+        return 0;
+    }
+    return sharing_servers(r, user_id, servers, n);
+}
+
+int client__device_lists_mark_devices(struct req *r, int64_t pos, const char *user_id,
+                                      const char *const *device_ids, size_t n)
+{
+    int rc = client__device_lists_mark(r, pos, user_id);
+    const char **servers = NULL;
+    size_t n_servers = 0;
+    if (rc == 0 && n > 0) {
+        rc = servers_to_tell(r, user_id, &servers, &n_servers);
+    }
+    if (rc == 0 && n_servers > 0) {
+        rc = queue_devices(r, pos, user_id, servers, n_servers, device_ids, n);
+    }
+    return rc;
+}
+
+int client__device_lists_mark_signing(struct req *r, int64_t pos, const char *user_id,
+                                      bool master, bool self_signing)
+{
+    int rc = client__device_lists_mark(r, pos, user_id);
+    const char **servers = NULL;
+    size_t n_servers = 0;
+    if (rc == 0 && (master || self_signing)) {
+        rc = servers_to_tell(r, user_id, &servers, &n_servers);
+    }
+    if (rc == 0 && n_servers > 0) {
+        rc = queue_signing(r, user_id, servers, n_servers, master, self_signing);
+    }
+    return rc;
+}
+
 void client__device_lists_publish(struct req *r, int64_t pos, const char *const *users, size_t n)
 {
     streams_publish(r->srv->streams, STREAM_DEVICE_LISTS, pos);
+    for (size_t i = 0; i < n; i++) {
+        /* Whatever the marks queued for other servers goes out now (a
+         * wake-up with nothing queued costs the sender one look). */
+        const char **servers = NULL;
+        size_t n_servers = 0;
+        if (servers_to_tell(r, users[i], &servers, &n_servers) < 0) {
+            n_servers = 0; /* the sender's periodic scan finds them */
+        }
+        for (size_t k = 0; k < n_servers; k++) {
+            fedqueue_wake(r->srv->fedqueue, servers[k]);
+        }
+    }
     if (!r->srv->notify) {
         return;
     }
@@ -73,12 +274,12 @@ void client__device_lists_publish(struct req *r, int64_t pos, const char *const 
     }
 }
 
-int client__device_lists_changed(struct req *r, const char *user_id)
+int client__device_lists_changed(struct req *r, const char *user_id, const char *device_id)
 {
     int64_t pos = client__device_lists_reserve(r);
     int rc = store_begin(r->db);
     if (rc == 0) {
-        rc = store_end(r->db, client__device_lists_mark(r, pos, user_id));
+        rc = store_end(r->db, client__device_lists_mark_devices(r, pos, user_id, &device_id, 1));
     }
     client__device_lists_publish(r, pos, &user_id, 1);
     return rc;

@@ -92,7 +92,7 @@ int client_device_put(struct req *r)
     }
     if (rc == 0 && v) {
         /* The name is part of what other users' clients show. */
-        rc = client__device_lists_changed(r, r->auth.user_id);
+        rc = client__device_lists_changed(r, r->auth.user_id, r->param[0].p);
     }
     if (rc < 0) {
         return rc;
@@ -119,7 +119,8 @@ static int delete_devices(struct req *r, const char *const *ids, size_t n)
         rc = store_to_device_prune(r->db, r->auth.user_id); /* and their to-device queues */
     }
     if (rc == 0) {
-        rc = client__device_lists_mark(r, dl, r->auth.user_id); /* others forget them */
+        /* others forget them */
+        rc = client__device_lists_mark_devices(r, dl, r->auth.user_id, ids, n);
     }
     rc = store_end(r->db, rc);
     client__device_lists_publish(r, dl, &r->auth.user_id, 1);

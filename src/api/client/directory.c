@@ -11,9 +11,12 @@
  * member with the power to send m.room.canonical_alias; publishing a room
  * needs a server admin or a member with that same power.
  *
- * Other servers' aliases and directories need the federation client,
- * which does not exist yet: resolving a remote alias answers 404 and
- * listing a remote directory 404 too, until it does.
+ * Another server's alias is resolved by asking that server (Server-Server
+ * API GET /query/directory; client__alias_remote, also used by joins by
+ * alias). GET/POST /publicRooms?server= asks that server's federation
+ * /publicRooms and passes its answer through; the local listing is shared
+ * with the federation endpoints (client__public_rooms_local, used by
+ * api/federation/public.c).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,8 +29,15 @@
 #include "config.h"
 #include "core/id.h"
 #include "store/store.h"
+#include "base/str.h"
+#include "svc/fedclient.h"
 #include "svc/room.h"
 #include "svc/srv.h"
+
+/* How long a client waits for another server to resolve its alias. */
+#define REMOTE_ALIAS_TIMEOUT_MS 15000
+/* How long a client waits for another server's room directory. */
+#define REMOTE_DIRECTORY_TIMEOUT_MS 20000
 
 /* ---- checks shared by the handlers ---- */
 
@@ -148,10 +158,71 @@ int client_alias_put(struct req *r)
     return answer_empty(r);
 }
 
+/* ---- other servers' aliases ---- */
+
+int client__alias_remote(struct req *r, const char *alias, int (*cont)(struct req *r))
+{
+    if (alias[0] != '#' || !id_alias_valid(alias, strlen(alias)) || alias_is_local(r, alias) ||
+        !r->srv->fed) {
+        return 0;
+    }
+    const char *uri = arena_printf(&r->arena, "/_matrix/federation/v1/query/directory?room_alias=%s",
+                                   str_percent_encode(&r->arena, alias));
+    return fedclient_park(r, id_server_part(alias), "GET", uri, NULL, REMOTE_ALIAS_TIMEOUT_MS,
+                          cont);
+}
+
+int client__alias_answer(struct req *r, const char *alias, const char **room_id,
+                         const char ***servers, size_t *n)
+{
+    const struct fed_resp *resp = r->cont_data;
+    if (resp->status == 404) {
+        return req_fail(r, -ERR_NOT_FOUND, "Room alias %s not found", alias);
+    }
+    json_t *obj = resp->status == 200 ? json_arena(&r->arena, fed_resp_json(resp)) : NULL;
+    const char *id = json_get_str(obj, "room_id");
+    const json_t *list = json_get_arr(obj, "servers");
+    if (!id || !id_room_valid(id, strlen(id)) || !list) {
+        return req_fail(r, -ERR_BAD_GATEWAY, "Could not resolve %s on its server", alias);
+    }
+    *room_id = id;
+    *servers = ARENA_ARRAY(&r->arena, const char *, json_array_size(list) + 1);
+    *n = 0;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s && id_server_name_valid(s, strlen(s))) {
+            (*servers)[(*n)++] = s;
+        }
+    }
+    return 0;
+}
+
+static int alias_get_remote(struct req *r)
+{
+    const char *room_id = NULL;
+    const char **servers = NULL;
+    size_t n = 0;
+    int rc = client__alias_answer(r, r->param[0].p, &room_id, &servers, &n);
+    if (rc) {
+        return rc;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(list, json_string(servers[i]));
+    }
+    return req_json(r, 200, json_pack("{s:s,s:o}", "room_id", room_id, "servers", list));
+}
+
 int client_alias_get(struct req *r)
 {
     const char *alias = r->param[0].p;
     int rc = check_alias(r, alias);
+    if (!rc) {
+        rc = client__alias_remote(r, alias, alias_get_remote);
+    }
     if (rc) {
         return rc;
     }
@@ -164,11 +235,18 @@ int client_alias_get(struct req *r)
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
-    /* Every joined member is local until federation arrives, so this
-     * server is the one to join through. */
-    return req_json(r, 200,
-                    json_pack("{s:s,s:[s]}", "room_id", room_id, "servers",
-                              r->srv->cfg->server_name));
+    /* The servers with joined members, this one first. */
+    json_t *list = json_array();
+    char **servers = NULL;
+    size_t n = 0;
+    rc = room_servers(r, room_id, &servers, &n);
+    if (rc < 0) {
+        json_array_append_new(list, json_string(r->srv->cfg->server_name));
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(list, json_string(servers[i]));
+    }
+    return req_json(r, 200, json_pack("{s:s,s:o}", "room_id", room_id, "servers", list));
 }
 
 /*
@@ -620,12 +698,13 @@ static bool chunk_matches(const json_t *c, const struct public_query *q)
 }
 
 /*
- * The `server` query parameter: absent or this server lists our rooms;
- * another valid server name would be asked over federation, which does
- * not exist yet (404, as for a server that has no directory), and needs
- * an access token, as Synapse requires for proxied listings.
+ * The `server` query parameter: absent or this server lists our rooms
+ * (*remote stays NULL); another valid server name is asked over
+ * federation (*remote set to it), which needs an access token, as
+ * Synapse requires for proxied listings. Without a federation client the
+ * other directory is not available (404).
  */
-static int check_server_param(struct req *r)
+static int check_server_param(struct req *r, const char **remote)
 {
     const char *server = req_query(r, "server");
     if (!server || strcmp(server, r->srv->cfg->server_name) == 0) {
@@ -638,7 +717,11 @@ static int check_server_param(struct req *r)
         return req_fail(r, -ERR_MISSING_TOKEN, "Listing another server's rooms needs an access "
                                                "token");
     }
-    return req_fail(r, -ERR_NOT_FOUND, "The room directory of %s is not available", server);
+    if (!r->srv->fed) {
+        return req_fail(r, -ERR_NOT_FOUND, "The room directory of %s is not available", server);
+    }
+    *remote = server;
+    return 0;
 }
 
 static int public_rooms(struct req *r, const struct public_query *q)
@@ -681,13 +764,11 @@ static int public_rooms(struct req *r, const struct public_query *q)
     return req_json(r, 200, body);
 }
 
-int client_public_rooms_get(struct req *r)
+/* The paging and network arguments of a GET, from the query string;
+ * `networks` also reads include_all_networks and third_party_instance_id
+ * (Server-Server API GET /publicRooms). */
+static int parse_get(struct req *r, bool networks, struct public_query *q)
 {
-    int rc = check_server_param(r);
-    if (rc) {
-        return rc;
-    }
-    struct public_query q = {0};
     const char *limit = req_query(r, "limit");
     if (limit) {
         char *end;
@@ -695,34 +776,46 @@ int client_public_rooms_get(struct req *r)
         if (!*limit || *end || v < 0) {
             return req_fail(r, -ERR_INVALID_PARAM, "'limit' must be a non-negative integer");
         }
-        q.limit = v;
+        q->limit = v;
     }
     const char *since = req_query(r, "since");
-    if (since && *since && !parse_since(since, &q.offset)) {
+    if (since && *since && !parse_since(since, &q->offset)) {
         return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'since' token");
     }
-    return public_rooms(r, &q);
+    if (!networks) {
+        return 0;
+    }
+    const char *all = req_query(r, "include_all_networks");
+    if (all && strcmp(all, "true") != 0 && strcmp(all, "false") != 0) {
+        return req_fail(r, -ERR_INVALID_PARAM, "'include_all_networks' must be true or false");
+    }
+    const char *instance = req_query(r, "third_party_instance_id");
+    if (instance) {
+        if (all && strcmp(all, "true") == 0) {
+            return req_fail(r, -ERR_INVALID_PARAM,
+                            "'include_all_networks' cannot be combined with "
+                            "'third_party_instance_id'");
+        }
+        /* No application service networks exist here. */
+        q->other_network = true;
+    }
+    return 0;
 }
 
-int client_public_rooms_post(struct req *r)
+/* The arguments of a POST, from its JSON body (NULL: the defaults). */
+static int parse_post(struct req *r, const json_t *body, struct public_query *q)
 {
-    int rc = check_server_param(r);
-    if (rc) {
-        return rc;
-    }
-    struct public_query q = {0};
-    const json_t *body = r->json;
     const json_t *limit = json_object_get(body, "limit");
     if (limit && !json_is_null(limit)) {
         if (!json_is_integer(limit) || json_integer_value(limit) < 0) {
             return req_fail(r, -ERR_INVALID_PARAM, "'limit' must be a non-negative integer");
         }
-        q.limit = json_integer_value(limit);
+        q->limit = json_integer_value(limit);
     }
     const json_t *since = json_object_get(body, "since");
     if (since && !json_is_null(since)) {
         const char *s = json_string_value(since);
-        if (!s || (*s && !parse_since(s, &q.offset))) {
+        if (!s || (*s && !parse_since(s, &q->offset))) {
             return req_fail(r, -ERR_INVALID_PARAM, "Unknown 'since' token");
         }
     }
@@ -736,7 +829,7 @@ int client_public_rooms_post(struct req *r)
             if (!json_is_string(term)) {
                 return req_fail(r, -ERR_INVALID_PARAM, "'generic_search_term' must be a string");
             }
-            q.term = *json_string_value(term) ? json_string_value(term) : NULL;
+            q->term = *json_string_value(term) ? json_string_value(term) : NULL;
         }
         const json_t *types = json_object_get(filter, "room_types");
         if (types && !json_is_null(types)) {
@@ -748,7 +841,7 @@ int client_public_rooms_post(struct req *r)
                 return req_fail(r, -ERR_INVALID_PARAM,
                                 "'room_types' must be a list of room types and nulls");
             }
-            q.room_types = types;
+            q->room_types = types;
         }
     }
     const json_t *all = json_object_get(body, "include_all_networks");
@@ -767,7 +860,114 @@ int client_public_rooms_post(struct req *r)
         }
         /* Rooms are published only to the server's own list; no
          * application service networks exist here. */
-        q.other_network = true;
+        q->other_network = true;
     }
-    return public_rooms(r, &q);
+    return 0;
+}
+
+int client__public_rooms_local(struct req *r, const json_t *body, bool networks)
+{
+    struct public_query q = {0};
+    int rc = body ? parse_post(r, body, &q) : parse_get(r, networks, &q);
+    return rc ? rc : public_rooms(r, &q);
+}
+
+/* ---- another server's directory (?server=) ---- */
+
+/*
+ * The answer of the other server's GET or POST /publicRooms, passed
+ * through when it is an object with a `chunk` list. Its refusals keep
+ * their meaning (404 and 403; 400 when it did not like the arguments,
+ * such as a since token only it can read); anything else, no answer
+ * included, is 502 as in Synapse.
+ */
+static int remote_public_answer(struct req *r)
+{
+    const struct fed_resp *resp = r->cont_data;
+    const char *server = req_query(r, "server");
+    json_t *obj = json_arena(&r->arena, fed_resp_json(resp));
+    const char *why = json_get_str(obj, "error");
+    why = why ? why : "refused";
+    if (resp->status == 404) {
+        return req_fail(r, -ERR_NOT_FOUND, "%s: %s", server, why);
+    }
+    if (resp->status == 403) {
+        return req_fail(r, -ERR_FORBIDDEN, "%s: %s", server, why);
+    }
+    if (resp->status == 400) {
+        return req_fail(r, -ERR_INVALID_PARAM, "%s: %s", server, why);
+    }
+    if (resp->status != 200 || !json_is_array(json_object_get(obj, "chunk"))) {
+        return req_fail(r, -ERR_BAD_GATEWAY, "Could not get the room directory of %s", server);
+    }
+    return req_json(r, 200, json_incref(obj));
+}
+
+/*
+ * Asks `server`'s federation /publicRooms (Server-Server API "Public Room
+ * Directory") with the client's arguments: for a GET its limit and since
+ * (the token is the other server's, opaque here), for a POST the fields
+ * of the body the endpoint defines, as they came (that server checks
+ * them).
+ */
+static int remote_public_rooms(struct req *r, const char *server, const json_t *body)
+{
+    if (body) {
+        static const char *const fields[] = {"limit", "since", "filter", "include_all_networks",
+                                             "third_party_instance_id"};
+        json_t *out = json_arena(&r->arena, json_object());
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+            json_t *v = json_object_get(body, fields[i]);
+            if (v && !json_is_null(v)) {
+                json_object_set(out, fields[i], v);
+            }
+        }
+        return fedclient_park(r, server, "POST", "/_matrix/federation/v1/publicRooms", out,
+                              REMOTE_DIRECTORY_TIMEOUT_MS, remote_public_answer);
+    }
+    const char *uri = "/_matrix/federation/v1/publicRooms";
+    char sep = '?';
+    const char *limit = req_query(r, "limit");
+    if (limit) {
+        char *end;
+        long long v = strtoll(limit, &end, 10);
+        if (!*limit || *end || v < 0) {
+            return req_fail(r, -ERR_INVALID_PARAM, "'limit' must be a non-negative integer");
+        }
+        uri = arena_printf(&r->arena, "%s%climit=%lld", uri, sep, v);
+        sep = '&';
+    }
+    const char *since = req_query(r, "since");
+    if (since && *since) {
+        uri = arena_printf(&r->arena, "%s%csince=%s", uri, sep,
+                           str_percent_encode(&r->arena, since));
+    }
+    return fedclient_park(r, server, "GET", uri, NULL, REMOTE_DIRECTORY_TIMEOUT_MS,
+                          remote_public_answer);
+}
+
+int client_public_rooms_get(struct req *r)
+{
+    const char *server = NULL;
+    int rc = check_server_param(r, &server);
+    if (rc) {
+        return rc;
+    }
+    if (server) {
+        return remote_public_rooms(r, server, NULL);
+    }
+    return client__public_rooms_local(r, NULL, false);
+}
+
+int client_public_rooms_post(struct req *r)
+{
+    const char *server = NULL;
+    int rc = check_server_param(r, &server);
+    if (rc) {
+        return rc;
+    }
+    if (server) {
+        return remote_public_rooms(r, server, r->json);
+    }
+    return client__public_rooms_local(r, r->json, false);
 }

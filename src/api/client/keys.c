@@ -29,7 +29,11 @@
  * /keys/query serves the master and self-signing keys of every queried
  * local user, the user-signing key only to its owner, and merges the
  * uploaded signatures the caller may see into master and device keys.
- * Every change marks the caller's device list (client__device_lists_*).
+ * Every change marks the caller's device list (client__device_lists_*),
+ * which also tells the servers sharing a room with the caller what they
+ * may see: new device keys and signatures of them (m.device_list_update),
+ * new master or self-signing keys and signatures of the master key
+ * (m.signing_key_update).
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -479,7 +483,7 @@ int client_keys_upload(struct req *r)
                                    req_now_ms());
     }
     if (rc == 0 && dk_json) {
-        rc = client__device_lists_mark(r, dl, r->auth.user_id);
+        rc = client__device_lists_mark_devices(r, dl, r->auth.user_id, &r->auth.device_id, 1);
     }
     if (rc == 0 && otks) {
         rc = store_one_time_keys(r, otks, pk);
@@ -1045,7 +1049,8 @@ int client_keys_device_signing_upload(struct req *r)
         }
     }
     if (rc == 0) {
-        rc = client__device_lists_mark(r, pos, me);
+        /* Other servers see the master and self-signing keys only. */
+        rc = client__device_lists_mark_signing(r, pos, me, is_new[CS_MASTER], is_new[CS_SELF]);
     }
     rc = store_end(r->db, rc);
     client__device_lists_publish(r, pos, &me, rc == 0 ? 1 : 0);
@@ -1374,8 +1379,36 @@ int client_keys_signatures_upload(struct req *r)
                                              json_get_str(p, "s"), json_get_str(p, "k"),
                                              json_get_str(p, "v"));
         }
+        /* Other servers see the signatures of the caller's own keys:
+         * their devices' (by the self-signing key) and their master key's
+         * (by their devices); signatures of other users' keys are the
+         * caller's business only. */
+        const char **devices = ARENA_ARRAY(&r->arena, const char *, json_array_size(pending));
+        size_t n_devices = 0;
+        bool master = false;
+        for (size_t i = 0; i < json_array_size(pending); i++) {
+            const json_t *p = json_array_get(pending, i);
+            const char *target = json_get_str(p, "t");
+            if (strcmp(json_get_str(p, "u"), me) != 0) {
+                continue;
+            }
+            if (mine[CS_MASTER].pub && strcmp(target, mine[CS_MASTER].pub) == 0) {
+                master = true;
+            } else {
+                bool have = false;
+                for (size_t k = 0; k < n_devices && !have; k++) {
+                    have = strcmp(devices[k], target) == 0;
+                }
+                if (!have) {
+                    devices[n_devices++] = target;
+                }
+            }
+        }
         if (rc == 0) {
-            rc = client__device_lists_mark(r, pos, me);
+            rc = client__device_lists_mark_devices(r, pos, me, devices, n_devices);
+        }
+        if (rc == 0 && master) {
+            rc = client__device_lists_mark_signing(r, pos, me, true, false);
         }
         rc = store_end(r->db, rc);
         client__device_lists_publish(r, pos, &me, rc == 0 ? 1 : 0);

@@ -286,7 +286,8 @@ static int remote_answer(struct req *r)
     }
     json_t *obj = resp->status == 200 ? json_arena(&r->arena, fed_resp_json(resp)) : NULL;
     if (!obj) {
-        return req_fail(r, -ERR_UNAVAILABLE, "Could not get the profile from the user's server");
+        /* Synapse answers 502 too when the user's server cannot be asked. */
+        return req_fail(r, -ERR_BAD_GATEWAY, "Could not get the profile from the user's server");
     }
     if (r->n_params > 1) {
         json_t *v = json_object_get(obj, r->param[1].p);

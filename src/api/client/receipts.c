@@ -9,8 +9,17 @@
  * wakes the room's parked /syncs (m.read.private only its owner's).
  * m.fully_read is the room account data event of the same name. Typing
  * lives in svc/typing.
+ *
+ * Other servers in the room (Server-Server API "Receipts", "Typing
+ * Notifications") get a public m.read receipt as an m.receipt EDU queued
+ * in the receipt's own transaction (svc/fedqueue), and every typing
+ * request (a refresh too, which keeps the typist alive there: receivers
+ * expire remote typists on their own) as an m.typing EDU queued in a
+ * small transaction of its own. Private receipts and m.fully_read stay
+ * here.
  */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/client/client.h"
@@ -19,7 +28,9 @@
 #include "base/json.h"
 #include "http/req.h"
 #include "store/store.h"
+#include "svc/fedqueue.h"
 #include "svc/notify.h"
+#include "svc/room.h"
 #include "svc/srv.h"
 #include "svc/streams.h"
 #include "svc/typing.h"
@@ -49,7 +60,65 @@ void client__receipt_add(json_t *content, const struct store_receipt *rc, const 
     json_object_set_new(by_type, rc->user_id, r);
 }
 
-/* Stores one m.read or m.read.private receipt on `event_id`. */
+/* The room's servers other than this one (arena array; none without a
+ * federation queue). */
+static int other_servers(struct req *r, const char *room_id, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!r->srv->fedqueue) {
+        return 0;
+    }
+    char **all = NULL;
+    size_t n_all = 0;
+    int rc = room_servers(r, room_id, &all, &n_all);
+    if (rc < 0 || n_all < 2) {
+        return rc < 0 ? rc : 0;
+    }
+    *out = all + 1; /* this server comes first */
+    *n = n_all - 1;
+    return 0;
+}
+
+/* Queues the EDU {type, content} (content consumed) for each server,
+ * inside the caller's transaction. */
+static int queue_edu(struct req *r, char **servers, size_t n, const char *type, json_t *content)
+{
+    char *text = content ? json_dumps(content, JSON_COMPACT) : NULL;
+    json_decref(content);
+    if (!text) {
+        return -ERR_NOMEM;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = fedqueue_add_edu(r->srv->fedqueue, r->db, servers[i], type, text);
+    }
+    free(text);
+    return rc;
+}
+
+static void wake_servers(struct req *r, char **servers, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fedqueue_wake(r->srv->fedqueue, servers[i]);
+    }
+}
+
+/* The m.receipt EDU content of one receipt (spec: Server-Server API
+ * "Receipts"): {room_id: {"m.read": {user: {event_ids, data: {ts,
+ * thread_id?}}}}}. */
+static json_t *receipt_edu(const struct store_receipt *rec)
+{
+    json_t *data = json_pack("{s:I}", "ts", (json_int_t)rec->ts);
+    if (data && rec->thread_id && *rec->thread_id) {
+        json_object_set_new(data, "thread_id", json_string(rec->thread_id));
+    }
+    return json_pack("{s:{s:{s:{s:[s],s:o}}}}", rec->room_id, "m.read", rec->user_id,
+                     "event_ids", rec->event_id, "data", data);
+}
+
+/* Stores one m.read or m.read.private receipt on `event_id`; a public
+ * one is also queued for the room's other servers. */
 static int put_receipt(struct req *r, const char *room_id, const char *type,
                        const char *event_id, const char *thread_id)
 {
@@ -58,6 +127,15 @@ static int put_receipt(struct req *r, const char *room_id, const char *type,
     int rc = client__room_event(r, room_id, event_id, &se, &room);
     if (rc) {
         return rc;
+    }
+    bool private = strcmp(type, "m.read.private") == 0;
+    char **servers = NULL;
+    size_t n_servers = 0;
+    if (!private) {
+        rc = other_servers(r, room_id, &servers, &n_servers);
+        if (rc < 0) {
+            return req_fail(r, rc, NULL);
+        }
     }
     struct store_receipt rec = {
         .room_id = (char *)room_id,
@@ -78,14 +156,19 @@ static int put_receipt(struct req *r, const char *room_id, const char *type,
         if (stored == 1) {
             rc = store_stream_bump(r->db, STREAM_RECEIPTS, rec.stream_pos);
         }
+        if (rc == 0 && stored == 1 && n_servers > 0) {
+            rc = queue_edu(r, servers, n_servers, "m.receipt", receipt_edu(&rec));
+        }
         rc = store_end(r->db, rc);
     }
     streams_publish(st, STREAM_RECEIPTS, rec.stream_pos);
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
+    if (stored == 1) {
+        wake_servers(r, servers, n_servers);
+    }
     if (stored == 1 && r->srv->notify) {
-        bool private = strcmp(type, "m.read.private") == 0;
         char *rooms[1] = {(char *)room_id};
         notify_stream(r->srv->notify, STREAM_RECEIPTS, rec.stream_pos, r->auth.user_id,
                       private ? NULL : rooms, private ? 0 : 1);
@@ -204,5 +287,25 @@ int client_typing(struct req *r)
     }
     typing_set(r->srv->typing, room_id, user_id, json_is_true(typing),
                timeout ? json_integer_value(timeout) : 0);
+    /* Typing is ephemeral: nothing else to commit with the EDUs. */
+    char **servers = NULL;
+    size_t n_servers = 0;
+    rc = other_servers(r, room_id, &servers, &n_servers);
+    if (rc == 0 && n_servers > 0) {
+        json_t *c = json_pack("{s:s,s:s,s:b}", "room_id", room_id, "user_id", user_id,
+                              "typing", json_is_true(typing));
+        rc = store_begin(r->db);
+        if (rc == 0) {
+            rc = store_end(r->db, queue_edu(r, servers, n_servers, "m.typing", c));
+        } else {
+            json_decref(c);
+        }
+        if (rc == 0) {
+            wake_servers(r, servers, n_servers);
+        }
+    }
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
     return req_json(r, 200, json_object());
 }

@@ -11,6 +11,11 @@
  * checks event by event (signatures, hashes, auth rules) before storing
  * the room and our join. The worker blocks on these requests (each with a
  * timeout); a failing server is logged and the next one is tried.
+ *
+ * A room known here only by an out-of-band invite or knock
+ * (remote_membership.c) is joined the same way; the servers that invite
+ * or knock named come after `via`. The helpers asking servers and signing
+ * membership templates are shared with remote_membership.c (client.h).
  */
 #include <sodium.h>
 #include <string.h>
@@ -23,6 +28,7 @@
 #include "core/id.h"
 #include "core/pdu.h"
 #include "core/roomver.h"
+#include "store/store.h"
 #include "svc/fedclient.h"
 #include "svc/room.h"
 #include "svc/srv.h"
@@ -56,6 +62,11 @@ static size_t candidates(struct req *r, const char *room_id, const char **list)
                                                   r->query[i].value.len));
         }
     }
+    const char **extra = NULL;
+    size_t n_extra = client__outofband_servers(r, room_id, &extra);
+    for (size_t i = 0; i < n_extra; i++) {
+        add_server(r, list, &n, extra[i]);
+    }
     const char *colon = strchr(room_id, ':');
     if (colon) {
         add_server(r, list, &n, colon + 1);
@@ -63,12 +74,15 @@ static size_t candidates(struct req *r, const char *room_id, const char **list)
     return n;
 }
 
-/* The make_join URI with every supported version as `ver`. */
-static const char *make_join_uri(struct req *r, const char *room_id, const char *user_id)
+const char *client__make_member_uri(struct req *r, const char *kind, const char *room_id,
+                                    const char *user_id, bool with_ver)
 {
-    const char *uri = arena_printf(&r->arena, "/_matrix/federation/v1/make_join/%s/%s",
+    const char *uri = arena_printf(&r->arena, "/_matrix/federation/v1/%s/%s/%s", kind,
                                    str_percent_encode(&r->arena, room_id),
                                    str_percent_encode(&r->arena, user_id));
+    if (!with_ver) {
+        return uri;
+    }
     char sep = '?';
     size_t count = 0;
     const struct room_version *all = roomver_all(&count);
@@ -79,9 +93,8 @@ static const char *make_join_uri(struct req *r, const char *room_id, const char 
     return uri;
 }
 
-/* A GET or PUT to `server`, answered 200 with a JSON object (arena), or NULL. */
-static json_t *ask(struct req *r, const char *server, const char *method, const char *uri,
-                   const json_t *body, int timeout_ms, long *status)
+json_t *client__fed_ask(struct req *r, const char *server, const char *method, const char *uri,
+                        const json_t *body, int timeout_ms, long *status)
 {
     struct fed_resp resp;
     fedclient_call(r->srv->fed, server, method, uri, body, true, timeout_ms, &resp);
@@ -95,9 +108,9 @@ static json_t *ask(struct req *r, const char *server, const char *method, const 
     return json_arena(&r->arena, j);
 }
 
-/* Completes the template into our signed join event. */
-static json_t *sign_join(struct req *r, const struct room_version *rv, const json_t *tmpl,
-                         const char *user_id, const char **event_id)
+json_t *client__sign_membership(struct req *r, const struct room_version *rv, const json_t *tmpl,
+                                const char *user_id, const char *membership,
+                                const char **event_id)
 {
     json_t *pdu = json_arena(&r->arena, json_deep_copy(tmpl));
     const char *type = json_get_str(pdu, "type");
@@ -108,7 +121,18 @@ static json_t *sign_join(struct req *r, const struct room_version *rv, const jso
         !sender || strcmp(sender, user_id) != 0 || !json_is_object(content)) {
         return NULL; /* not the template we asked for */
     }
-    json_object_set_new(content, "membership", json_string("join"));
+    json_object_set_new(content, "membership", json_string(membership));
+    struct store_profile prof;
+    if (strcmp(membership, "join") == 0 &&
+        store_profile_get(r->db, &r->arena, user_id, &prof) == 0) {
+        /* The member's profile goes with the join, as for local joins. */
+        if (prof.displayname) {
+            json_object_set_new(content, "displayname", json_string(prof.displayname));
+        }
+        if (prof.avatar_url) {
+            json_object_set_new(content, "avatar_url", json_string(prof.avatar_url));
+        }
+    }
     json_object_set_new(pdu, "origin_server_ts", json_integer(req_now_ms()));
     json_object_del(pdu, "signatures");
     json_object_del(pdu, "hashes");
@@ -143,11 +167,13 @@ int client__join_remote(struct req *r, const char *room_id, int (*done)(struct r
     }
     const char *user_id = r->auth.user_id;
     const char *last_error = "No server could let you join";
-    int last_rc = -ERR_NOT_FOUND;
+    int last_rc = -ERR_BAD_GATEWAY;
     for (size_t i = 0; i < n; i++) {
         long status = 0;
-        json_t *made = ask(r, servers[i], "GET", make_join_uri(r, room_id, user_id), NULL,
-                           MAKE_JOIN_TIMEOUT_MS, &status);
+        json_t *made = client__fed_ask(r, servers[i], "GET",
+                                       client__make_member_uri(r, "make_join", room_id, user_id,
+                                                               true),
+                                       NULL, MAKE_JOIN_TIMEOUT_MS, &status);
         if (!made) {
             if (status == 403) {
                 last_error = "You are not allowed to join this room";
@@ -160,18 +186,19 @@ int client__join_remote(struct req *r, const char *room_id, int (*done)(struct r
         const json_t *tmpl = json_object_get(made, "event");
         if (!rv || !json_is_object(tmpl)) {
             last_error = "The room's version is not supported here";
-            last_rc = -ERR_UNSUPPORTED_ROOM_VERSION;
+            last_rc = -ERR_INCOMPATIBLE_ROOM_VERSION;
             continue;
         }
         const char *event_id = NULL;
-        json_t *pdu = sign_join(r, rv, tmpl, user_id, &event_id);
+        json_t *pdu = client__sign_membership(r, rv, tmpl, user_id, "join", &event_id);
         if (!pdu) {
             continue;
         }
         const char *uri = arena_printf(&r->arena, "/_matrix/federation/v2/send_join/%s/%s",
                                        str_percent_encode(&r->arena, room_id),
                                        str_percent_encode(&r->arena, event_id));
-        json_t *joined = ask(r, servers[i], "PUT", uri, pdu, SEND_JOIN_TIMEOUT_MS, &status);
+        json_t *joined =
+            client__fed_ask(r, servers[i], "PUT", uri, pdu, SEND_JOIN_TIMEOUT_MS, &status);
         if (!joined) {
             if (status == 403) {
                 last_error = "You are not allowed to join this room";
@@ -197,7 +224,7 @@ int client__join_remote(struct req *r, const char *room_id, int (*done)(struct r
         LOG_WARN("join", "joining %s through %s failed: %s", room_id, servers[i],
                  why ? why : err_message(rc));
         last_error = why ? why : "The room's state from that server did not check out";
-        last_rc = rc == -ERR_FORBIDDEN ? rc : -ERR_UNAVAILABLE;
+        last_rc = rc == -ERR_FORBIDDEN ? rc : -ERR_BAD_GATEWAY;
     }
     return req_fail(r, last_rc, "%s", last_error);
 }

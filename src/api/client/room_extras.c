@@ -320,8 +320,9 @@ int client_forget(struct req *r)
 
 /*
  * Sends membership "knock" (room versions 7+ with join rule "knock", 10+
- * also "knock_restricted"; the auth rules decide). Only rooms this server
- * is in can be knocked on until federation arrives, so `via` is unused.
+ * also "knock_restricted"; the auth rules decide). A room this server is
+ * not in (or knows only out of band) is knocked on through the `via` /
+ * `server_name` servers (remote_membership.c).
  */
 int client_knock(struct req *r)
 {
@@ -331,8 +332,8 @@ int client_knock(struct req *r)
         return rc;
     }
     const struct room_version *rv = room_version_of(r, room_id);
-    if (!rv) {
-        return req_fail(r, -ERR_NOT_FOUND, "Room %s is not known here", room_id);
+    if (!rv || client__room_outofband(r, room_id)) {
+        return client__knock_remote(r, room_id, answer_room_id);
     }
     if (!rv->knock) {
         return req_fail(r, -ERR_FORBIDDEN, "Room version %s does not support knocking", rv->id);

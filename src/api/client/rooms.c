@@ -3,7 +3,10 @@
  * membership", "Sending events to a room", "Getting events for a room"):
  * createRoom, send, state, single events, membership changes, members and
  * /messages. Every event goes through svc/room's room_send, so it is a
- * full, signed PDU authorised by the core's rules.
+ * full, signed PDU authorised by the core's rules; invites of users of
+ * other servers, and leaving, joining or knocking on rooms known here only
+ * out of band, go through other servers first (remote_membership.c,
+ * remote_join.c).
  *
  * Reading goes through visibility.c: joined members, former members (up
  * to their leave) and anyone in a world_readable room, each event filtered
@@ -21,6 +24,7 @@
 #include "base/err.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "config.h"
 #include "core/id.h"
 #include "core/roomver.h"
@@ -835,6 +839,10 @@ int client__set_membership(struct req *r, const char *room_id, const char *targe
         }
     }
     json_arena(&r->arena, content);
+    if (strcmp(membership, "invite") == 0 && r->srv->fed && !client__local_part(r, target)) {
+        /* A user of another server: their server signs first (remote_membership.c). */
+        return client__invite_remote(r, room_id, target, content, false);
+    }
     return send_state(r, room_id, "m.room.member", target, content, NULL);
 }
 
@@ -861,15 +869,42 @@ int client__resolve_room(struct req *r, const char *id_or_alias, const char **ro
     return 0;
 }
 
-int client_join(struct req *r)
+static int join_room(struct req *r, const char *room_id);
+
+/* A join by another server's alias, once that server answered: its
+ * servers (then its own) become `via` candidates of a remote join. */
+static int join_by_remote_alias(struct req *r)
 {
-    const char *room_id = NULL;
-    int rc = client__resolve_room(r, r->param[0].p, &room_id);
+    const char *alias = r->param[0].p, *room_id = NULL;
+    const char **servers = NULL;
+    size_t n = 0;
+    int rc = client__alias_answer(r, alias, &room_id, &servers, &n);
     if (rc) {
         return rc;
     }
-    if (!room_version_of(r, room_id)) {
-        /* Not a room of this server: join through one that has it. */
+    for (size_t i = 0; i < n; i++) {
+        req_add_query_raw(r, "via", str_percent_encode(&r->arena, servers[i]));
+    }
+    req_add_query_raw(r, "via", str_percent_encode(&r->arena, id_server_part(alias)));
+    return join_room(r, room_id);
+}
+
+int client_join(struct req *r)
+{
+    const char *room_id = NULL;
+    int rc = client__alias_remote(r, r->param[0].p, join_by_remote_alias);
+    if (!rc) {
+        rc = client__resolve_room(r, r->param[0].p, &room_id);
+    }
+    return rc ? rc : join_room(r, room_id);
+}
+
+static int join_room(struct req *r, const char *room_id)
+{
+    int rc;
+    if (!room_version_of(r, room_id) || client__room_outofband(r, room_id)) {
+        /* Not a room of this server (perhaps one we are invited to over
+         * federation): join through one that has it. */
         return client__join_remote(r, room_id, answer_room_id);
     }
     if (r->auth.is_guest && !guests_can_join(r, room_id)) {
@@ -892,6 +927,10 @@ int client_leave(struct req *r)
 {
     const char *room_id = r->param[0].p;
     int rc = client__check_room_id(r, room_id);
+    if (!rc && client__room_outofband(r, room_id)) {
+        /* Invited or knocking over federation: leave through the room's servers. */
+        return client__leave_remote(r, room_id, answer_empty);
+    }
     if (!rc) {
         rc = client__set_membership(r, room_id, r->auth.user_id, "leave", NULL);
     }
@@ -922,6 +961,15 @@ static int member_action(struct req *r, const char *membership)
         membership = "leave";
     } else if (strcmp(membership, "kick") == 0) {
         membership = "leave";
+    } else if (strcmp(membership, "invite") == 0 && r->srv->fed &&
+               !client__local_part(r, target)) {
+        /* The invitee's server signs first; the request waits parked. */
+        json_t *content = json_arena(&r->arena, json_pack("{s:s}", "membership", "invite"));
+        const char *reason = json_get_str(r->json, "reason");
+        if (reason) {
+            json_object_set_new(content, "reason", json_string(reason));
+        }
+        return client__invite_remote(r, room_id, target, content, true);
     }
     rc = client__set_membership(r, room_id, target, membership, NULL);
     return rc ? rc : room_wait_durable(r, answer_empty);
@@ -1032,19 +1080,14 @@ int client_members(struct req *r)
 }
 
 /* The /joined_members entry of a member event: "user":{"display_name",
- * "avatar_url"}, each when content has it as a string. */
+ * "avatar_url"}, each null unless content has it as a string (Synapse
+ * sends both keys; matrix-nio requires display_name). */
 static json_t *joined_info(const json_t *content)
 {
-    json_t *info = json_object();
     const char *dn = json_get_str(content, "displayname");
     const char *av = json_get_str(content, "avatar_url");
-    if (dn) {
-        json_object_set_new(info, "display_name", json_string(dn));
-    }
-    if (av) {
-        json_object_set_new(info, "avatar_url", json_string(av));
-    }
-    return info;
+    return json_pack("{s:o,s:o}", "display_name", dn ? json_string(dn) : json_null(),
+                     "avatar_url", av ? json_string(av) : json_null());
 }
 
 static bool joined_wanted(void *ctx, const struct room_state_view *v)

@@ -13,6 +13,12 @@
  * restricted join rule a user joined to one of the allowed rooms. A
  * banned user sees nothing.
  *
+ * Another server asking for a hierarchy (api/federation/public.c) gets
+ * rooms through client__space_room_for_server, with the rules Synapse
+ * applies to servers: the public rules above, else a member or invitee of
+ * that server in the room, or for a restricted join rule a member of it in
+ * one of the allowed rooms.
+ *
  * Hierarchy paging is stateless: the walk is repeated on each page (it is
  * bounded by HIERARCHY_MAX_ROOMS and HIERARCHY_MAX_DEPTH) and the token
  * records the offset together with max_depth and suggested_only, which
@@ -337,6 +343,83 @@ static void walk_room(struct walk *w, const char *room_id, int64_t depth)
     for (size_t i = 0; i < n; i++) {
         walk_room(w, kids[i].room_id, depth + 1);
     }
+}
+
+/* ---- rooms of a hierarchy for other servers ---- */
+
+/* Whether a user of `server` is joined to the room (or, with
+ * `invites`, invited to it), by its current member events. */
+static bool server_member(struct req *r, const char *room_id, const char *server, bool invites)
+{
+    json_t *pdus = NULL;
+    if (room_state_all(r, room_id, &pdus) != 0) {
+        return false;
+    }
+    json_arena(&r->arena, pdus);
+    size_t i;
+    json_t *pdu;
+    json_array_foreach(pdus, i, pdu)
+    {
+        const char *type = json_get_str(pdu, "type");
+        const char *key = json_get_str(pdu, "state_key");
+        const char *m = json_get_str(json_get_obj(pdu, "content"), "membership");
+        const char *at = key ? id_server_part(key) : NULL;
+        if (type && strcmp(type, "m.room.member") == 0 && m && at &&
+            strcmp(at, server) == 0 &&
+            (strcmp(m, "join") == 0 || (invites && strcmp(m, "invite") == 0))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool server_may_see(struct req *r, const char *room_id, const char *origin)
+{
+    /* r->auth.user_id is NULL for a server: the public rules only. */
+    if (room_visible(r, room_id, false) || server_member(r, room_id, origin, true)) {
+        return true;
+    }
+    const json_t *jr = state_content(r, room_id, "m.room.join_rules");
+    const char *rule = json_get_str(jr, "join_rule");
+    if (!rule || (strcmp(rule, "restricted") != 0 && strcmp(rule, "knock_restricted") != 0)) {
+        return false;
+    }
+    size_t i;
+    json_t *cond;
+    json_array_foreach(json_object_get(jr, "allow"), i, cond)
+    {
+        const char *type = json_get_str(cond, "type");
+        const char *allowed = json_get_str(cond, "room_id");
+        if (type && allowed && strcmp(type, "m.room_membership") == 0 &&
+            server_member(r, allowed, origin, false)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int client__space_room_for_server(struct req *r, const char *room_id, const char *origin,
+                                  bool suggested_only, json_t **out)
+{
+    *out = NULL;
+    if (!room_version_of(r, room_id) || client__room_outofband(r, room_id)) {
+        return -ERR_NOT_FOUND;
+    }
+    if (!server_may_see(r, room_id, origin)) {
+        return -ERR_FORBIDDEN;
+    }
+    json_t *entry = room_summary(r, room_id);
+    json_t *children_state = json_array();
+    json_object_set_new(entry, "children_state", children_state);
+    if (is_space(r, room_id)) {
+        size_t n = 0;
+        struct child *kids = space_children(r, room_id, suggested_only, &n);
+        for (size_t i = 0; i < n; i++) {
+            json_array_append(children_state, kids[i].stripped);
+        }
+    }
+    *out = entry;
+    return 0;
 }
 
 

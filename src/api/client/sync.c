@@ -871,9 +871,25 @@ out:
     return rc;
 }
 
-/* Stripped state (spec "Stripped state") shown with invites and knocks. */
+/* Stripped state (spec "Stripped state") shown with invites and knocks;
+ * for a room known only out of band (an invite or knock over federation),
+ * what the other server gave, kept in the membership event's unsigned. */
 static json_t *stripped_state(struct sync *s, const struct store_sync_membership *m)
 {
+    json_t *mine = NULL;
+    if (room_state_event(s->r, m->room_id, "m.room.member", s->user_id, &mine) == 0 && mine) {
+        const json_t *uns = json_object_get(mine, "unsigned");
+        const json_t *given = json_object_get(uns, "invite_room_state");
+        given = given ? given : json_object_get(uns, "knock_room_state");
+        if (json_is_array(given)) {
+            json_t *events = room_strip_state(given);
+            json_array_append_new(events, client__state_event(s->r, mine));
+            json_decref(mine);
+            drop_room_ids(events);
+            return events_obj(events);
+        }
+        json_decref(mine);
+    }
     static const char *const types[] = {"m.room.create",          "m.room.join_rules",
                                         "m.room.name",            "m.room.avatar",
                                         "m.room.canonical_alias", "m.room.encryption",

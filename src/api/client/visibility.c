@@ -29,7 +29,8 @@
  *   5. otherwise deny.
  * A history visibility event is visible when the visibility before or
  * after it allows it, and the user's own membership event when the
- * membership before or after it does.
+ * membership before or after it does; the user's own leave always (a
+ * rejected invite must show in /sync).
  */
 #include <stdint.h>
 #include <string.h>
@@ -259,7 +260,10 @@ static int event_visible(struct req *r, struct client_room_access *acc, struct c
         rc = allowed(r, acc, v, after, sv->membership, se->stream_ordering, ok);
     } else if (streq(type, MEMBER_TYPE) && streq(sk, r->auth.user_id)) {
         const char *after = json_get_str(content, "membership");
-        rc = allowed(r, acc, v, sv->hv, after, se->stream_ordering, ok);
+        /* One's own leave always (as Synapse does): a rejected invite or
+         * rescinded knock must show the room going away. */
+        *ok = streq(after, "leave");
+        rc = *ok ? 0 : allowed(r, acc, v, sv->hv, after, se->stream_ordering, ok);
     }
     json_decref(pdu);
     return rc;

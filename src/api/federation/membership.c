@@ -1,6 +1,7 @@
 /*
- * Joining rooms through this server (spec: Server-Server API "Joining
- * Rooms"), as the resident server:
+ * Joining, leaving and knocking on rooms through this server (spec:
+ * Server-Server API "Joining Rooms", "Leaving Rooms (Rejecting Invites)",
+ * "Knocking upon a room"), as the resident server:
  *
  *   GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=...
  *       an unsigned join event template for a user of the requesting
@@ -11,7 +12,12 @@
  *       the signed join event: checked (signatures, hash, shape: a join
  *       of a user of the origin for itself) and accepted into the room
  *       like any received event; the answer is the room's state before
- *       the join and the auth chain of that state and the join.
+ *       the join and the auth chain of that state and the join;
+ *   GET /v1/make_leave, PUT /v2/send_leave (answer {}): the same for a
+ *       leave (an invited user rejecting, a knocking one giving up);
+ *   GET /v1/make_knock?ver=..., PUT /v1/send_knock: the same for a knock
+ *       (room versions 7+), answered with knock_room_state, the room's
+ *       stripped-state events as full PDUs.
  *
  * Accepting the event (auth against its auth events and the current
  * state, persistence, sending it on to the other servers in the room) is
@@ -53,38 +59,57 @@ static bool supports(struct req *r, const char *id)
     return !any && strcmp(id, "1") == 0;
 }
 
-int fed_make_join(struct req *r)
+/* The room's version when this server is in it: known with its state,
+ * not only by out-of-band memberships (no create event); else NULL. */
+static const struct room_version *resident_version(struct req *r, const char *room_id)
+{
+    const struct room_version *rv = room_version_of(r, room_id);
+    json_t *create = NULL;
+    if (!rv || room_state_event(r, room_id, "m.room.create", "", &create) != 0 || !create) {
+        return NULL;
+    }
+    json_decref(create);
+    return rv;
+}
+
+/* make_join, make_leave, make_knock: a template of `membership` for a
+ * user of the requesting server; `ver` is checked when with_ver. */
+static int make_membership(struct req *r, const char *membership, bool with_ver)
 {
     const char *room_id = r->param[0].p, *user_id = r->param[1].p;
     if (!id_user_valid(user_id, strlen(user_id), false) ||
         strcmp(server_of(user_id), r->auth.server) != 0) {
         return req_fail(r, -ERR_FORBIDDEN, "The user does not belong to the requesting server");
     }
-    const struct room_version *rv = room_version_of(r, room_id);
+    const struct room_version *rv = resident_version(r, room_id);
     if (!rv) {
         return req_fail(r, -ERR_NOT_FOUND, "Unknown room");
     }
     if (!fed__acl_allows(r, room_id, r->auth.server)) {
         return req_fail(r, -ERR_FORBIDDEN, "Server is denied by the room's server ACL");
     }
-    if (!supports(r, rv->id)) {
+    if (with_ver && !supports(r, rv->id)) {
         return req_fail_json(r, -ERR_INCOMPATIBLE_ROOM_VERSION,
                              json_pack("{s:s}", "room_version", rv->id),
                              "Your server does not support room version %s", rv->id);
     }
-    json_t *content = json_arena(&r->arena, json_pack("{s:s}", "membership", "join"));
+    json_t *content = json_arena(&r->arena, json_pack("{s:s}", "membership", membership));
     json_t *tmpl = NULL;
     const char *reason = NULL;
     int rc = room_template(r, room_id, user_id, "m.room.member", user_id, content, &tmpl,
                            &reason);
     if (rc == -ERR_FORBIDDEN) {
-        return req_fail(r, rc, "%s", reason ? reason : "You cannot join this room");
+        return req_fail(r, rc, "%s", reason ? reason : "Not allowed by the room's rules");
     }
     if (rc < 0) {
         return req_fail(r, rc, NULL);
     }
     return req_json(r, 200, json_pack("{s:s,s:o}", "room_version", rv->id, "event", tmpl));
 }
+
+int fed_make_join(struct req *r) { return make_membership(r, "join", true); }
+int fed_make_leave(struct req *r) { return make_membership(r, "leave", false); }
+int fed_make_knock(struct req *r) { return make_membership(r, "knock", true); }
 
 /* The answer of send_join once the join is stored: the state before it,
  * the auth chain, the servers in the room and the event. */
@@ -118,10 +143,16 @@ static int send_join_answer(struct req *r)
                               "servers_in_room", list, "origin", r->srv->cfg->server_name));
 }
 
-int fed_send_join(struct req *r)
+/*
+ * send_join, send_leave, send_knock: checks the signed event (a
+ * `membership` of a user of the origin for itself) and accepts it into the
+ * room, relayed to the room's other servers. Returns 0 when queued (the
+ * caller answers once it is durable) or fails the request.
+ */
+static int receive_membership(struct req *r, const char *membership)
 {
     const char *room_id = r->param[0].p, *event_id = r->param[1].p;
-    const struct room_version *rv = room_version_of(r, room_id);
+    const struct room_version *rv = resident_version(r, room_id);
     if (!rv) {
         return req_fail(r, -ERR_NOT_FOUND, "Unknown room");
     }
@@ -132,18 +163,20 @@ int fed_send_join(struct req *r)
     const char *why = NULL;
     int rc = fedevent_check(r, rv, r->json, &ev, &why);
     if (rc < 0) {
-        return req_fail(r, -ERR_INVALID_PARAM, "Invalid join event: %s", why ? why : "bad");
+        return req_fail(r, -ERR_INVALID_PARAM, "Invalid %s event: %s", membership,
+                        why ? why : "bad");
     }
     const char *m = event_membership(ev);
     if (strcmp(ev->event_id, event_id) != 0 || !ev->room_id ||
         strcmp(ev->room_id, room_id) != 0) {
         return req_fail(r, -ERR_INVALID_PARAM, "The event does not match the path");
     }
-    if (strcmp(ev->type, "m.room.member") != 0 || !m || strcmp(m, "join") != 0 ||
+    if (strcmp(ev->type, "m.room.member") != 0 || !m || strcmp(m, membership) != 0 ||
         !ev->state_key || strcmp(ev->state_key, ev->sender) != 0 ||
         strcmp(server_of(ev->sender), r->auth.server) != 0) {
         return req_fail(r, -ERR_INVALID_PARAM,
-                        "Not a join event of a user of the requesting server for itself");
+                        "Not a %s event of a user of the requesting server for itself",
+                        membership);
     }
     const char *error = NULL;
     rc = room_receive(r, ev, r->auth.server, true, &error);
@@ -153,6 +186,37 @@ int fed_send_join(struct req *r)
     if (error) {
         return req_fail(r, -ERR_FORBIDDEN, "%s", error);
     }
+    return 0;
+}
+
+int fed_send_join(struct req *r)
+{
+    int rc = receive_membership(r, "join");
     /* Answered once the join is stored (and queued for the others). */
-    return room_wait_durable(r, send_join_answer);
+    return rc ? rc : room_wait_durable(r, send_join_answer);
+}
+
+static int answer_empty(struct req *r) { return req_json(r, 200, json_object()); }
+
+int fed_send_leave(struct req *r)
+{
+    int rc = receive_membership(r, "leave");
+    return rc ? rc : room_wait_durable(r, answer_empty);
+}
+
+/* send_knock's answer: the room's stripped state, as full PDUs. */
+static int send_knock_answer(struct req *r)
+{
+    json_t *state = NULL;
+    int rc = room_stripped_pdus(r, r->param[0].p, &state);
+    if (rc < 0) {
+        return req_fail(r, rc, NULL);
+    }
+    return req_json(r, 200, json_pack("{s:o}", "knock_room_state", state));
+}
+
+int fed_send_knock(struct req *r)
+{
+    int rc = receive_membership(r, "knock");
+    return rc ? rc : room_wait_durable(r, send_knock_answer);
 }
