@@ -8,7 +8,8 @@ BENCH_MESSAGES, default 100000 events; 0 skips it), memory per parked
 /sync (BENCH_PARKED, default 10000), reads of a room with BENCH_BIG_ROOM
 members (default 10000) and initial sync in many busy rooms
 (BENCH_SYNC_ROOMS x BENCH_SYNC_MEMBERS x BENCH_SYNC_EVENTS, default
-300 x 300 x 100; rooms 0 skips it; see sync_bench.py), then runs the core
+300 x 300 x 100; rooms 0 skips it; see sync_bench.py), federation
+between two servers (fed_bench.py; BENCH_FED_MESSAGES, 0 skips it), then runs the core
 benchmarks (signing, state resolution) when they are built. Benchmarks print
 numbers; they never pass or fail on timing.
 """
@@ -24,6 +25,7 @@ import json
 import urllib.parse
 import urllib.request
 
+import fed_bench
 import sync_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,6 +264,7 @@ def main():
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
+    fed_bench.run(build, int(os.environ.get("BENCH_FED_MESSAGES", "1000")))
     for name in ("bench_sign", "bench_stateres"):
         path = f"{build}/bench/{name}"
         if os.path.exists(path):

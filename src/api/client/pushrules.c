@@ -28,7 +28,7 @@
 /* The merged rule set of the caller, owned by the request arena. */
 static int load_rules(struct req *r, json_t **out)
 {
-    json_t *rules;
+    json_t *rules = NULL;
     int rc = push_rules_load(r->db, r->auth.user_id, &rules);
     if (rc < 0) {
         return req_fail(r, rc, "could not read push rules");
@@ -115,7 +115,7 @@ static char *dump(struct req *r, const json_t *j)
 
 int client_pushrules_get_all(struct req *r)
 {
-    json_t *rules;
+    json_t *rules = NULL;
     int rc = load_rules(r, &rules);
     if (rc < 0) {
         return rc;
@@ -125,7 +125,7 @@ int client_pushrules_get_all(struct req *r)
 
 int client_pushrules_get_global(struct req *r)
 {
-    json_t *rules;
+    json_t *rules = NULL;
     int rc = load_rules(r, &rules);
     if (rc < 0) {
         return rc;
@@ -136,8 +136,8 @@ int client_pushrules_get_global(struct req *r)
 /* GET /pushrules/global/{kind}/ (not in the spec; Synapse answers it). */
 int client_pushrules_get_kind(struct req *r)
 {
-    enum pushrule_kind kind;
-    json_t *rules;
+    enum pushrule_kind kind = 0;
+    json_t *rules = NULL;
     int rc = path_kind(r, &kind);
     if (rc == 0) {
         rc = load_rules(r, &rules);
@@ -150,7 +150,7 @@ int client_pushrules_get_kind(struct req *r)
 
 int client_pushrule_get(struct req *r)
 {
-    enum pushrule_kind kind;
+    enum pushrule_kind kind = 0;
     json_t *rule;
     int rc = path_rule(r, &kind, &rule);
     if (rc < 0) {
@@ -161,7 +161,7 @@ int client_pushrule_get(struct req *r)
 
 int client_pushrule_enabled_get(struct req *r)
 {
-    enum pushrule_kind kind;
+    enum pushrule_kind kind = 0;
     json_t *rule;
     int rc = path_rule(r, &kind, &rule);
     if (rc < 0) {
@@ -172,7 +172,7 @@ int client_pushrule_enabled_get(struct req *r)
 
 int client_pushrule_actions_get(struct req *r)
 {
-    enum pushrule_kind kind;
+    enum pushrule_kind kind = 0;
     json_t *rule;
     int rc = path_rule(r, &kind, &rule);
     if (rc < 0) {
@@ -271,7 +271,7 @@ static int put_rule(struct req *r, const struct store_push_rule *rule, const cha
 
 int client_pushrule_put(struct req *r)
 {
-    enum pushrule_kind kind;
+    enum pushrule_kind kind = 0;
     int rc = path_kind(r, &kind);
     if (rc < 0) {
         return rc;
@@ -321,7 +321,7 @@ int client_pushrule_put(struct req *r)
 
 int client_pushrule_delete(struct req *r)
 {
-    enum pushrule_kind kind;
+    enum pushrule_kind kind = 0;
     int rc = path_kind(r, &kind);
     if (rc < 0) {
         return rc;
@@ -338,7 +338,7 @@ int client_pushrule_delete(struct req *r)
 
 int client_pushrule_enabled_put(struct req *r)
 {
-    enum pushrule_kind kind;
+    enum pushrule_kind kind = 0;
     json_t *rule;
     int rc = path_rule(r, &kind, &rule);
     if (rc < 0) {
@@ -366,7 +366,7 @@ int client_pushrule_enabled_put(struct req *r)
 
 int client_pushrule_actions_put(struct req *r)
 {
-    enum pushrule_kind kind;
+    enum pushrule_kind kind = 0;
     json_t *rule;
     int rc = path_rule(r, &kind, &rule);
     if (rc < 0) {
