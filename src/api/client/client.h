@@ -510,4 +510,16 @@ int client__leave_remote(struct req *r, const char *room_id, int (*done)(struct 
  * room ID. */
 int client__knock_remote(struct req *r, const char *room_id, int (*done)(struct req *r));
 
+/* ---- servers to ask about a room (remote_membership.c) ---- */
+
+/* The most servers one join, leave or knock tries. */
+#define CLIENT_MAX_SERVERS 10
+/* Adds server `s` to list (at most CLIENT_MAX_SERVERS, no duplicates, not
+ * this server, only valid names; copied into the arena). */
+void client__add_server(struct req *r, const char **list, size_t *n, const char *s);
+/* The servers to ask about a room, in order: the request's `via` /
+ * `server_name` arguments, the servers of an out-of-band membership (the
+ * inviter's), the room ID's server. `list` holds CLIENT_MAX_SERVERS. */
+size_t client__servers_to_ask(struct req *r, const char *room_id, const char **list);
+
 #endif

@@ -36,43 +36,6 @@
 #define MAKE_JOIN_TIMEOUT_MS 15000
 /* A big room's state and auth chain take a while to send. */
 #define SEND_JOIN_TIMEOUT_MS 120000
-#define JOIN_MAX_SERVERS 10
-
-static void add_server(struct req *r, const char **list, size_t *n, const char *s)
-{
-    if (!s || !*s || *n >= JOIN_MAX_SERVERS || !id_server_name_valid(s, strlen(s)) ||
-        strcmp(s, r->srv->cfg->server_name) == 0) {
-        return;
-    }
-    for (size_t i = 0; i < *n; i++) {
-        if (strcmp(list[i], s) == 0) {
-            return;
-        }
-    }
-    list[(*n)++] = s;
-}
-
-/* The servers to ask, in order. */
-static size_t candidates(struct req *r, const char *room_id, const char **list)
-{
-    size_t n = 0;
-    for (int i = 0; i < r->n_query; i++) {
-        if (str_eq_cstr(r->query[i].key, "via") || str_eq_cstr(r->query[i].key, "server_name")) {
-            add_server(r, list, &n, arena_strndup(&r->arena, r->query[i].value.p,
-                                                  r->query[i].value.len));
-        }
-    }
-    const char **extra = NULL;
-    size_t n_extra = client__outofband_servers(r, room_id, &extra);
-    for (size_t i = 0; i < n_extra; i++) {
-        add_server(r, list, &n, extra[i]);
-    }
-    const char *colon = strchr(room_id, ':');
-    if (colon) {
-        add_server(r, list, &n, colon + 1);
-    }
-    return n;
-}
 
 const char *client__make_member_uri(struct req *r, const char *kind, const char *room_id,
                                     const char *user_id, bool with_ver)
@@ -159,8 +122,8 @@ int client__join_remote(struct req *r, const char *room_id, int (*done)(struct r
     if (!r->srv->fed) {
         return req_fail(r, -ERR_NOT_FOUND, "Unknown room %s", room_id);
     }
-    const char *servers[JOIN_MAX_SERVERS];
-    size_t n = candidates(r, room_id, servers);
+    const char *servers[CLIENT_MAX_SERVERS];
+    size_t n = client__servers_to_ask(r, room_id, servers);
     if (n == 0) {
         return req_fail(r, -ERR_NOT_FOUND,
                         "No known servers to join %s through; give one in 'via'", room_id);

@@ -46,7 +46,6 @@
 
 #define INVITE_TIMEOUT_MS 30000
 #define MEMBER_TIMEOUT_MS 15000
-#define MEMBER_MAX_SERVERS 10
 
 /* The server name of a user ID, or NULL. */
 static const char *server_of(const char *user_id)
@@ -55,11 +54,9 @@ static const char *server_of(const char *user_id)
     return c ? c + 1 : NULL;
 }
 
-/* Adds server `s` to list (at most MEMBER_MAX_SERVERS, no duplicates, not
- * this server, only valid names). */
-static void add_server(struct req *r, const char **list, size_t *n, const char *s)
+void client__add_server(struct req *r, const char **list, size_t *n, const char *s)
 {
-    if (!s || !*s || *n >= MEMBER_MAX_SERVERS || !id_server_name_valid(s, strlen(s)) ||
+    if (!s || !*s || *n >= CLIENT_MAX_SERVERS || !id_server_name_valid(s, strlen(s)) ||
         strcmp(s, r->srv->cfg->server_name) == 0) {
         return;
     }
@@ -90,9 +87,9 @@ size_t client__outofband_servers(struct req *r, const char *room_id, const char 
         return 0;
     }
     json_arena(&r->arena, mine);
-    const char **list = ARENA_ARRAY(&r->arena, const char *, MEMBER_MAX_SERVERS + 1);
+    const char **list = ARENA_ARRAY(&r->arena, const char *, CLIENT_MAX_SERVERS + 1);
     size_t n = 0;
-    add_server(r, list, &n, server_of(json_get_str(mine, "sender")));
+    client__add_server(r, list, &n, server_of(json_get_str(mine, "sender")));
     const json_t *uns = json_object_get(mine, "unsigned");
     static const char *const keys[] = {"invite_room_state", "knock_room_state"};
     for (size_t k = 0; k < 2; k++) {
@@ -100,30 +97,28 @@ size_t client__outofband_servers(struct req *r, const char *room_id, const char 
         const json_t *e;
         json_array_foreach(json_object_get(uns, keys[k]), i, e)
         {
-            add_server(r, list, &n, server_of(json_get_str(e, "sender")));
+            client__add_server(r, list, &n, server_of(json_get_str(e, "sender")));
         }
     }
     *out = list;
     return n;
 }
 
-/* The servers to ask about a room: `via` / `server_name`, the servers of
- * an out-of-band membership, the room ID's server. */
-static size_t candidates(struct req *r, const char *room_id, const char **list)
+size_t client__servers_to_ask(struct req *r, const char *room_id, const char **list)
 {
     size_t n = 0;
     for (int i = 0; i < r->n_query; i++) {
         if (str_eq_cstr(r->query[i].key, "via") || str_eq_cstr(r->query[i].key, "server_name")) {
-            add_server(r, list, &n, arena_strndup(&r->arena, r->query[i].value.p,
+            client__add_server(r, list, &n, arena_strndup(&r->arena, r->query[i].value.p,
                                                   r->query[i].value.len));
         }
     }
     const char **extra = NULL;
     size_t n_extra = client__outofband_servers(r, room_id, &extra);
     for (size_t i = 0; i < n_extra; i++) {
-        add_server(r, list, &n, extra[i]);
+        client__add_server(r, list, &n, extra[i]);
     }
-    add_server(r, list, &n, server_of(room_id));
+    client__add_server(r, list, &n, server_of(room_id));
     return n;
 }
 
@@ -357,8 +352,8 @@ int client__leave_remote(struct req *r, const char *room_id, int (*done)(struct 
     if (!rv) {
         return req_fail(r, -ERR_NOT_FOUND, "Unknown room %s", room_id);
     }
-    const char *servers[MEMBER_MAX_SERVERS];
-    size_t n = r->srv->fed ? candidates(r, room_id, servers) : 0;
+    const char *servers[CLIENT_MAX_SERVERS];
+    size_t n = r->srv->fed ? client__servers_to_ask(r, room_id, servers) : 0;
     const char *user_id = r->auth.user_id;
     for (size_t i = 0; i < n; i++) {
         long status = 0;
@@ -399,8 +394,8 @@ int client__knock_remote(struct req *r, const char *room_id, int (*done)(struct 
     if (!r->srv->fed) {
         return req_fail(r, -ERR_NOT_FOUND, "Room %s is not known here", room_id);
     }
-    const char *servers[MEMBER_MAX_SERVERS];
-    size_t n = candidates(r, room_id, servers);
+    const char *servers[CLIENT_MAX_SERVERS];
+    size_t n = client__servers_to_ask(r, room_id, servers);
     if (n == 0) {
         return req_fail(r, -ERR_NOT_FOUND,
                         "No known servers to knock on %s through; give one in 'via'", room_id);
