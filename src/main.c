@@ -401,6 +401,7 @@ static int cmd_serve(int argc, char **argv)
     srv.fedqueue = fedqueue_new(srv.store, srv.fed, cfg.server_name, cfg.federation.retry_min_ms,
                                 cfg.federation.retry_max_ms);
     rooms_set_fedqueue(srv.rooms, srv.fedqueue);
+    presence_set_fedqueue(srv.presence, srv.fedqueue);
     /* Commits go to the push thread, which stores push actions, then wakes /sync. */
     push_set_next_listener(srv.push, notify_on_commit, srv.notify);
     push_set_notify(srv.push, srv.notify);

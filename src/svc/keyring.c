@@ -151,7 +151,7 @@ static bool may_fetch(struct keyring *kr, const char *server)
 
 static bool decode_key(const char *b64, unsigned char pk[KEYS_PUBLIC_BYTES])
 {
-    unsigned char buf[KEYS_PUBLIC_BYTES + 8];
+    unsigned char buf[64 * 3 / 4 + 1]; /* what 64 characters decode to */
     size_t len = b64 ? strlen(b64) : 0;
     if (len == 0 || len > 64) {
         return false;

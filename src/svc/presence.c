@@ -19,6 +19,14 @@
  * the position of every user sharing a room. Events carry the current
  * presence, which may be newer than `upto`; the next sync then sends it
  * again, which is harmless for a "current state" event.
+ *
+ * Remote users live in the same map, flagged `remote`, never in the
+ * timer's list, and also in a list ordered by last update, so the one
+ * updated longest ago is dropped past PRESENCE_REMOTE_MAX (its ring
+ * entries are cleared). Their rows are not stored. A flush also queues an
+ * m.presence EDU per changed local user for the other servers sharing a
+ * room with them (one transaction after the presence rows, wake-ups after
+ * its commit; no transaction when there is nobody to tell).
  */
 #include "svc/presence.h"
 
@@ -34,8 +42,10 @@
 #include "base/log.h"
 #include "base/map.h"
 #include "base/xmalloc.h"
+#include "core/id.h"
 #include "http/req.h"
 #include "store/store.h"
+#include "svc/fedqueue.h"
 #include "svc/notify.h"
 #include "svc/streams.h"
 
@@ -57,6 +67,8 @@ struct puser {
     bool dirty;             /* in p->dirty */
     int64_t pos;            /* STREAM_PRESENCE position of the last written change */
     size_t active_idx;      /* index in p->active, or SIZE_MAX */
+    bool remote;            /* another server's user: no timeouts, not stored */
+    struct puser *older, *newer; /* remote users, by last update */
 };
 
 struct log_entry {
@@ -81,6 +93,9 @@ struct presence {
     size_t log_head, log_n; /* next slot, entries held */
     int64_t log_floor;      /* changes at or below this may be missing from the log */
     struct store_conn *db;  /* the timer thread's */
+    struct fedqueue *fedqueue; /* borrowed; NULL: nothing is sent */
+    struct puser *remote_oldest, *remote_newest;
+    size_t n_remote;
     bool stopped, running;
     pthread_t thread;
 };
@@ -100,6 +115,13 @@ int presence_state_parse(const char *s)
 const char *presence_state_name(enum presence_state s) { return state_names[s]; }
 
 bool presence_enabled(const struct presence *p) { return p && p->enabled; }
+
+void presence_set_fedqueue(struct presence *p, struct fedqueue *q)
+{
+    if (p) {
+        p->fedqueue = q;
+    }
+}
 
 /* ---- users (lock held) ---- */
 
@@ -182,6 +204,88 @@ static void log_append(struct presence *p, int64_t pos, struct puser *u)
 
 /* ---- writing ---- */
 
+static json_t *content_of_user(const struct puser *u, int64_t now);
+
+/* The m.presence EDU content telling other servers about local user u
+ * (lock held): JSON text in `a`. */
+static char *edu_of(struct arena *a, const struct puser *u, int64_t now)
+{
+    json_t *entry = content_of_user(u, now);
+    json_object_set_new(entry, "user_id", json_string(u->user_id));
+    if (!json_object_get(entry, "last_active_ago")) {
+        json_object_set_new(entry, "last_active_ago", json_integer(0)); /* required */
+    }
+    json_object_set_new(entry, "currently_active",
+                        json_boolean(u->currently_active && u->state == PRESENCE_ONLINE));
+    json_t *content = json_pack("{s:[o]}", "push", entry);
+    char *text = json_dumps(content, JSON_COMPACT);
+    json_decref(content);
+    char *copy = arena_strdup(a, text ? text : "{\"push\":[]}");
+    free(text);
+    return copy;
+}
+
+/*
+ * Queues edus[i] (NULL: a remote user, skipped) for every server other
+ * than the user's own with a member in one of rows[i].user_id's joined
+ * rooms, in one transaction on `db`, then wakes those servers. Failures
+ * are logged: presence is not worth more.
+ */
+static void send_out(struct presence *p, struct store_conn *db, struct arena *a,
+                     const struct store_presence *rows, char *const *edus, size_t n)
+{
+    if (!p->fedqueue) {
+        return;
+    }
+    const char ***dests = ARENA_ARRAY(a, const char **, n ? n : 1);
+    size_t *n_dests = ARENA_ARRAY(a, size_t, n ? n : 1);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        n_dests[i] = 0;
+        char **users = NULL;
+        size_t n_users = 0;
+        const char *own = id_server_part(rows[i].user_id);
+        if (!edus[i] || !own ||
+            store_users_sharing_rooms(db, a, rows[i].user_id, &users, &n_users) < 0) {
+            continue;
+        }
+        dests[i] = ARENA_ARRAY(a, const char *, n_users ? n_users : 1);
+        struct map seen;
+        map_init(&seen);
+        for (size_t k = 0; k < n_users; k++) {
+            const char *server = id_server_part(users[k]);
+            if (!server || strcmp(server, own) == 0 || map_has(&seen, str_from(server))) {
+                continue;
+            }
+            map_put(&seen, str_from(server), (void *)1);
+            dests[i][n_dests[i]++] = server;
+        }
+        map_release(&seen);
+        total += n_dests[i];
+    }
+    if (!total) {
+        return; /* nobody elsewhere to tell: no transaction */
+    }
+    int rc = store_begin(db);
+    if (rc == 0) {
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            for (size_t k = 0; rc == 0 && k < n_dests[i]; k++) {
+                rc = fedqueue_add_edu(p->fedqueue, db, dests[i][k], "m.presence", edus[i]);
+            }
+        }
+        rc = store_end(db, rc);
+    }
+    if (rc < 0) {
+        LOG_ERROR("presence", "cannot queue presence for other servers");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < n_dests[i]; k++) {
+            fedqueue_wake(p->fedqueue, dests[i][k]);
+        }
+    }
+}
+
 /*
  * Writes every pending change under one new stream position on `db` (no
  * transaction open), publishes it and wakes the interested /syncs.
@@ -205,8 +309,11 @@ static int flush(struct presence *p, struct store_conn *db)
     pthread_mutex_lock(&p->mu);
     size_t n = p->n_dirty;
     struct store_presence *rows = ARENA_ARRAY(&a, struct store_presence, n ? n : 1);
+    char **edus = ARENA_ARRAY(&a, char *, n ? n : 1); /* NULL for remote users */
+    int64_t now = req_now_ms();
     for (size_t i = 0; i < n; i++) {
         struct puser *u = p->dirty[i];
+        edus[i] = u->remote ? NULL : edu_of(&a, u, now);
         u->dirty = false;
         u->pos = pos;
         rows[i] = (struct store_presence){
@@ -224,7 +331,9 @@ static int flush(struct presence *p, struct store_conn *db)
     int rc = store_begin(db);
     if (rc == 0) {
         for (size_t i = 0; rc == 0 && i < n; i++) {
-            rc = store_presence_put(db, &rows[i]);
+            if (edus[i]) { /* remote users' rows are not stored */
+                rc = store_presence_put(db, &rows[i]);
+            }
         }
         if (rc == 0) {
             rc = store_stream_bump(db, STREAM_PRESENCE, pos);
@@ -244,6 +353,7 @@ static int flush(struct presence *p, struct store_conn *db)
         }
         notify_stream(p->notify, STREAM_PRESENCE, pos, rows[i].user_id, rooms, n_rooms);
     }
+    send_out(p, db, &a, rows, edus, n);
     arena_release(&a);
     pthread_mutex_unlock(&p->flush_mu);
     return rc;
@@ -467,6 +577,110 @@ int presence_set(struct presence *p, struct store_conn *db, const char *user_id,
     return changed ? flush(p, db) : 0;
 }
 
+/* ---- remote users (lock held) ---- */
+
+static void remote_unlink(struct presence *p, struct puser *u)
+{
+    if (u->older) {
+        u->older->newer = u->newer;
+    } else {
+        p->remote_oldest = u->newer;
+    }
+    if (u->newer) {
+        u->newer->older = u->older;
+    } else {
+        p->remote_newest = u->older;
+    }
+    u->older = u->newer = NULL;
+}
+
+static void remote_link_newest(struct presence *p, struct puser *u)
+{
+    u->older = p->remote_newest;
+    u->newer = NULL;
+    if (p->remote_newest) {
+        p->remote_newest->newer = u;
+    } else {
+        p->remote_oldest = u;
+    }
+    p->remote_newest = u;
+}
+
+/* Forgets the remote user updated longest ago: out of the map, the list,
+ * the pending changes and the ring, then freed. */
+static void remote_drop_oldest(struct presence *p)
+{
+    struct puser *u = p->remote_oldest;
+    if (!u) {
+        return;
+    }
+    remote_unlink(p, u);
+    p->n_remote--;
+    map_del(&p->users, str_from(u->user_id));
+    for (size_t i = 0; u->dirty && i < p->n_dirty; i++) {
+        if (p->dirty[i] == u) {
+            p->dirty[i] = p->dirty[--p->n_dirty];
+            break;
+        }
+    }
+    for (size_t i = 0; i < PRESENCE_LOG_SIZE; i++) {
+        if (p->log[i].u == u) {
+            p->log[i].u = NULL;
+        }
+    }
+    free(u->status_msg);
+    free(u->syncs);
+    free(u->user_id);
+    free(u);
+}
+
+void presence_remote_update(struct presence *p, const char *user_id, enum presence_state state,
+                            const char *status_msg, int64_t last_active_ago,
+                            bool currently_active)
+{
+    if (!p || !p->enabled) {
+        return;
+    }
+    if (status_msg && !*status_msg) {
+        status_msg = NULL;
+    }
+    currently_active = currently_active && state == PRESENCE_ONLINE;
+    int64_t now = req_now_ms();
+    pthread_mutex_lock(&p->mu);
+    struct puser *u = user_get(p, user_id, false);
+    if (u && !u->remote) {
+        pthread_mutex_unlock(&p->mu); /* one of ours: only we decide */
+        return;
+    }
+    bool changed = true;
+    if (u) {
+        changed = u->state != state || u->currently_active != currently_active ||
+                  (u->status_msg ? !status_msg || strcmp(u->status_msg, status_msg) != 0
+                                 : status_msg != NULL);
+        remote_unlink(p, u);
+    } else {
+        if (p->n_remote >= PRESENCE_REMOTE_MAX) {
+            remote_drop_oldest(p);
+        }
+        u = user_get(p, user_id, true);
+        u->remote = true;
+        p->n_remote++;
+    }
+    remote_link_newest(p, u);
+    u->state = state;
+    u->currently_active = currently_active;
+    free(u->status_msg);
+    u->status_msg = status_msg ? xstrdup(status_msg) : NULL;
+    if (last_active_ago >= 0) {
+        u->last_active_ts = last_active_ago < now ? now - last_active_ago : 1;
+    }
+    u->last_seen_ts = now;
+    if (changed) {
+        mark_dirty(p, u, true);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* The state a /sync's set_presence asks for, or -1 for "leave it alone". */
 static int sync_state(const char *set_presence)
 {
@@ -593,6 +807,32 @@ static json_t *content_of(const struct snap *s, int64_t now)
     return c;
 }
 
+static json_t *content_of_user(const struct puser *u, int64_t now)
+{
+    struct snap s = {
+        .user_id = u->user_id,
+        .state = u->state,
+        .status_msg = u->status_msg,
+        .last_active_ts = u->last_active_ts,
+        .currently_active = u->currently_active && u->state == PRESENCE_ONLINE,
+    };
+    return content_of(&s, now);
+}
+
+json_t *presence_lookup(struct presence *p, const char *user_id)
+{
+    json_t *c = NULL;
+    if (p && p->enabled) {
+        pthread_mutex_lock(&p->mu);
+        struct puser *u = user_get(p, user_id, false);
+        if (u) {
+            c = content_of_user(u, req_now_ms());
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    return c;
+}
+
 json_t *presence_get(struct presence *p, const char *user_id)
 {
     struct snap s = {.user_id = user_id, .state = PRESENCE_OFFLINE};
@@ -690,7 +930,7 @@ int presence_sync_events(struct presence *p, struct req *r, const char *user_id,
             if (e->pos <= since) {
                 break;
             }
-            if (e->pos <= upto && e->u->pos == e->pos) {
+            if (e->u && e->pos <= upto && e->u->pos == e->pos) { /* NULL: dropped */
                 push_snap(&r->arena, &list, &n, &cap, e->u);
             }
         }

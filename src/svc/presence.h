@@ -23,10 +23,22 @@
  * that syncs and requests made (they have no database connection at
  * hand), so those calls never wait for the database.
  *
+ * Remote users (spec: Server-Server API "Presence"): the m.presence EDUs
+ * of their server set their state as sent, with no local timeout (their
+ * server decides and tells us); last_active is derived from
+ * last_active_ago at receipt. They are held in memory only (not stored),
+ * at most PRESENCE_REMOTE_MAX of them: past that, the one updated longest
+ * ago is dropped. Their changes take stream positions and wake /syncs like
+ * local ones.
+ *
+ * Outbound: each written change of a local user is queued as an
+ * m.presence EDU (svc/fedqueue) for every other server with a member in
+ * one of the user's joined rooms.
+ *
  * With `presence.enabled: false` nothing is tracked: the hooks do
- * nothing, no thread runs, /sync gets no presence events, and the
- * endpoints answer as Synapse does (PUT is accepted and ignored, GET says
- * offline).
+ * nothing, no thread runs, /sync gets no presence events, nothing is sent
+ * to other servers, and the endpoints answer as Synapse does (PUT is
+ * accepted and ignored, GET says offline).
  */
 #ifndef MYELIN_SVC_PRESENCE_H
 #define MYELIN_SVC_PRESENCE_H
@@ -41,6 +53,10 @@ struct notify;
 struct store;
 struct store_conn;
 struct req;
+struct fedqueue;
+
+/* The most remote users held; the one updated longest ago goes first. */
+#define PRESENCE_REMOTE_MAX 100000
 
 enum presence_state {
     PRESENCE_OFFLINE,
@@ -66,6 +82,9 @@ struct presence *presence_new(bool enabled, int64_t idle_timeout_ms, int64_t off
  * unavailable get one offline timeout of grace to sync again.
  */
 int presence_start(struct presence *p, struct store *store);
+/* The queue local users' changes are sent through (borrowed; NULL or
+ * never set: nothing is sent). Call before presence_start. */
+void presence_set_fedqueue(struct presence *p, struct fedqueue *q);
 /* Stops the timer thread after writing pending changes (before
  * notify_stop, as the writes wake parked syncs). */
 void presence_stop(struct presence *p);
@@ -90,6 +109,20 @@ int presence_set(struct presence *p, struct store_conn *db, const char *user_id,
  * offline. Visibility is the caller's business.
  */
 json_t *presence_get(struct presence *p, const char *user_id);
+/* The same, or NULL when nothing is held for `user_id` (or disabled). */
+json_t *presence_lookup(struct presence *p, const char *user_id);
+
+/*
+ * An m.presence EDU entry of the remote user `user_id` (the caller has
+ * checked that the user belongs to the sending server, which is not this
+ * one): state, status message (NULL: none), last_active_ago (< 0:
+ * unknown), currently_active. A visible change is written by the timer
+ * thread, which it wakes. Ignored for a user tracked as local, or when
+ * disabled. Never blocks on I/O.
+ */
+void presence_remote_update(struct presence *p, const char *user_id, enum presence_state state,
+                            const char *status_msg, int64_t last_active_ago,
+                            bool currently_active);
 
 /*
  * A /sync of `user_id` is being answered by r, with its set_presence

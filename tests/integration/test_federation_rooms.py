@@ -97,3 +97,39 @@ def test_join_refused_and_unknown(federation):
     # A v12 room ID names no server, and none is given.
     resp = bob.post(f"{V3}/join/{q('!nosuchroomidhere')}")
     assert resp.status in (400, 404), resp
+
+
+def test_state_changes_and_bans_both_ways(federation):
+    hs1, hs2 = federation(2)
+    alice = User(hs1)
+    bob = User(hs2)
+    room = alice.create_room(preset="public_chat")
+    assert bob.post(f"{V3}/join/{q(room)}?server_name={q(hs1.server_name)}").status == 200
+    wait_for(lambda: joined(alice, room) == {alice.user_id, bob.user_id}, "bob joined")
+
+    # Bob may not set the name until Alice gives him power (checked by hs2
+    # against the state it holds, and by hs1 when it receives it).
+    resp = bob.put(f"{V3}/rooms/{q(room)}/state/m.room.name/", json={"name": "by bob"})
+    assert resp.status == 403, resp
+    pl = alice.state_content(room, "m.room.power_levels")
+    pl.setdefault("users", {})[bob.user_id] = 50
+    alice.put_state(room, "m.room.power_levels", pl)
+    wait_for(lambda: bob.state_content(room, "m.room.power_levels")
+             .get("users", {}).get(bob.user_id) == 50, "bob's power on hs2")
+    bob.put_state(room, "m.room.name", {"name": "by bob"})
+    wait_for(lambda: alice.get(f"{V3}/rooms/{q(room)}/state/m.room.name").json ==
+             {"name": "by bob"}, "bob's name on hs1")
+
+    # Alice bans Bob: hs2 learns it and refuses Bob's messages.
+    resp = alice.post(f"{V3}/rooms/{q(room)}/ban", json={"user_id": bob.user_id})
+    assert resp.status == 200, resp
+    def banned_on_hs2():
+        left = bob.sync(filter={"room": {"include_leave": True}})["rooms"]["leave"].get(room)
+        events = (left or {}).get("timeline", {}).get("events", [])
+        return any(e["type"] == "m.room.member" and e["state_key"] == bob.user_id and
+                   e["content"]["membership"] == "ban" for e in events)
+    wait_for(banned_on_hs2, "the ban in bob's sync on hs2")
+    resp = bob.req("PUT", f"{V3}/rooms/{q(room)}/send/m.room.message/t1",
+                   json={"msgtype": "m.text", "body": "after the ban"})
+    assert resp.status == 403, resp
+    assert joined(alice, room) == {alice.user_id}

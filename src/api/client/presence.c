@@ -4,6 +4,8 @@
  * checks input and who may see what. Only the user sets their own
  * presence (M_FORBIDDEN otherwise); the user and those sharing a joined
  * room with them may read it (M_FORBIDDEN otherwise, as Synapse answers).
+ * A remote user's presence is what their server last sent us (m.presence
+ * EDUs, svc/presence); M_NOT_FOUND when we hold nothing for them.
  * With presence disabled PUT is accepted and ignored and GET answers
  * {"presence": "offline"}, as Synapse does.
  */
@@ -50,6 +52,13 @@ int client_presence_get(struct req *r)
         if (!shared) {
             return req_fail(r, -ERR_FORBIDDEN, "You are not allowed to see their presence");
         }
+    }
+    if (!client__local_part(r, user_id)) {
+        json_t *held = presence_lookup(p, user_id);
+        if (!held) {
+            return req_fail(r, -ERR_NOT_FOUND, "No presence known for this user");
+        }
+        return req_json(r, 200, held);
     }
     return req_json(r, 200, presence_get(p, user_id));
 }

@@ -13,9 +13,8 @@
  *   m.device_list_update,
  *   m.signing_key_update  a device-list change of the user (their keys
  *                         are fetched by /keys/query, not cached here)
- *   m.presence            checked, then dropped: svc/presence holds local
- *                         users only (its timeouts assume the user syncs
- *                         here)
+ *   m.presence            svc/presence, for users of the origin (held
+ *                         without local timeouts: the origin decides)
  * Typing and receipts name a room, so the room's server ACL must allow
  * the origin ("Server Access Control Lists (ACLs)").
  *
@@ -56,6 +55,8 @@
 /* The spec says 32 code points; be lenient with other servers. */
 #define FED_MESSAGE_ID_MAX 255
 #define FED_TYPE_MAX 255
+/* As PUT /presence allows locally. */
+#define FED_STATUS_MSG_MAX 4096
 
 /* ---- checks shared by the EDUs ---- */
 
@@ -315,7 +316,9 @@ static void edu_receipt(struct req *r, const char *origin, json_t *content)
 /* m.presence {push: [{user_id, presence, ...}]} (spec "Presence"). */
 static void edu_presence(struct req *r, const char *origin, json_t *content)
 {
-    (void)r;
+    if (strcmp(origin, r->srv->cfg->server_name) == 0) {
+        return; /* our own users' presence is ours to decide */
+    }
     json_t *push = json_object_get(content, "push");
     if (!json_is_array(push)) {
         LOG_INFO("fed", "m.presence from %s dropped: malformed", origin);
@@ -327,16 +330,23 @@ static void edu_presence(struct req *r, const char *origin, json_t *content)
     {
         const char *user_id = json_get_str(u, "user_id");
         const char *state = json_get_str(u, "presence");
-        if (!user_of(user_id, origin) || !state || presence_state_parse(state) < 0) {
+        json_t *msg = json_object_get(u, "status_msg");
+        json_t *ago = json_object_get(u, "last_active_ago");
+        json_t *active = json_object_get(u, "currently_active");
+        if (!user_of(user_id, origin) || !state || presence_state_parse(state) < 0 ||
+            (msg && !json_is_null(msg) &&
+             (!json_is_string(msg) || json_string_length(msg) > FED_STATUS_MSG_MAX)) ||
+            (ago && !(json_is_integer(ago) && json_integer_value(ago) >= 0)) ||
+            (active && !json_is_boolean(active))) {
             LOG_INFO("fed", "m.presence from %s: entry %zu dropped: malformed or not its user",
                      origin, i);
             continue;
         }
-        /* svc/presence tracks local users only: its timeouts would turn a
-         * remote user offline 30 s after this, as if they had stopped
-         * syncing here. Remote presence needs its own expiry first. */
-        LOG_DEBUG("fed", "m.presence of %s (%s) not kept: remote presence is not tracked",
-                  user_id, state);
+        presence_remote_update(r->srv->presence, user_id,
+                               (enum presence_state)presence_state_parse(state),
+                               json_is_string(msg) ? json_string_value(msg) : NULL,
+                               ago ? (int64_t)json_integer_value(ago) : -1,
+                               json_is_true(active));
     }
 }
 
