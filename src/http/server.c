@@ -68,6 +68,7 @@ struct http_server {
     int n_threads;
 
     atomic_int in_progress; /* requests between arrival and completion */
+    atomic_bool stopping;   /* shutdown began: new requests are refused at once */
 };
 
 /* ---- worker pool ---- */
@@ -263,6 +264,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = r;
         atomic_fetch_add(&hs->in_progress, 1);
         copy_request_info(r, c);
+        if (atomic_load(&hs->stopping)) {
+            /* A request on a kept-alive connection after shutdown began:
+             * answered here, never suspended (no worker would resume it,
+             * and MHD refuses to stop with suspended connections). */
+            r->state = REQ_STATE_DONE;
+            req_fail(r, -ERR_UNAVAILABLE, "The server is shutting down");
+            return send_response(c, r);
+        }
         if (!dispatch_begin(r, method, str_from(url), l->cfg->resources)) {
             r->state = REQ_STATE_DONE;
             if (r->status == 413) {
@@ -487,6 +496,7 @@ int http_server_start(struct srv *srv, struct http_server **out)
     pthread_mutex_init(&hs->mu, NULL);
     pthread_cond_init(&hs->work_cv, NULL);
     atomic_init(&hs->in_progress, 0);
+    atomic_init(&hs->stopping, false);
 
     int n = srv->cfg->workers;
     if (n <= 0) {
@@ -525,6 +535,9 @@ int http_server_start(struct srv *srv, struct http_server **out)
 
 void http_server_stop(struct http_server *hs, int grace_ms)
 {
+    /* Set before in_progress is read: a request either counted in it (and
+     * waited for below) or sees the flag and is refused without suspending. */
+    atomic_store(&hs->stopping, true);
     for (size_t i = 0; i < hs->n_listeners; i++) {
         hs->listeners[i].quiesced_fd = MHD_quiesce_daemon(hs->listeners[i].daemon);
     }
