@@ -316,6 +316,6 @@ bool id_namespaced_valid(const char *s, size_t len)
 
 const char *id_server_part(const char *id)
 {
-    const char *colon = strchr(id, ':');
+    const char *colon = id ? strchr(id, ':') : NULL;
     return colon ? colon + 1 : NULL;
 }

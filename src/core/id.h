@@ -49,7 +49,7 @@ bool id_event_valid(const char *s, size_t len);
 bool id_namespaced_valid(const char *s, size_t len);
 
 /* The server name part of an ID with a domain (after the first ':'), or
- * NULL if there is none. */
+ * NULL if there is none (or id is NULL). */
 const char *id_server_part(const char *id);
 
 /* True when `s` is valid UTF-8 (no surrogates, no overlongs) without NUL. */

@@ -1104,7 +1104,7 @@ static json_t *v1_ref(struct req *r, const struct room_version *rv, const char *
     return json_pack("[s,{s:s}]", event_id, "sha256", b64);
 }
 
-static char *v1_event_id(struct req *r)
+char *room_v1_event_id(struct req *r)
 {
     char *s = arena_alloc(&r->arena, 24);
     for (int i = 0; i < 18; i++) {
@@ -1524,7 +1524,7 @@ int room_send(struct req *r, const struct room_event_in *in, struct room_event_o
         return req_fail(r, -ERR_UNKNOWN, "Cannot reference the previous event");
     }
     if (rv->event_format == EVENT_FORMAT_V1) {
-        json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
+        json_object_set_new(pdu, "event_id", json_string(room_v1_event_id(r)));
     }
 
     const struct event *ev = NULL;
@@ -1569,7 +1569,7 @@ static json_t *create_pdu(struct req *r, const struct room_version *rv, const ch
         json_object_set_new(pdu, "room_id", json_string(*room_id));
     }
     if (rv->event_format == EVENT_FORMAT_V1) {
-        json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
+        json_object_set_new(pdu, "event_id", json_string(room_v1_event_id(r)));
     }
     return pdu;
 }
@@ -2250,14 +2250,12 @@ int room_state_before(struct req *r, const char *event_id, json_t **state, json_
     if (rc == 0) {
         rc = store_snapshot_state(r->db, &r->arena, ev.state_before_nid, &rows, &n);
     }
-    struct store_event *events = NULL, *chain = NULL;
-    size_t n_events = 0, n_chain = 0;
+    /* The snapshot rows carry the events' JSON: no second read of them. */
+    struct store_event *chain = NULL;
+    size_t n_chain = 0;
     int64_t *nids = ARENA_ARRAY(&r->arena, int64_t, n + 1);
     for (size_t i = 0; i < n; i++) {
         nids[i] = rows[i].event_nid;
-    }
-    if (rc == 0) {
-        rc = store_events_by_nids(r->db, &r->arena, nids, n, &events, &n_events);
     }
     if (rc == 0) {
         nids[n] = ev.nid;
@@ -2268,8 +2266,8 @@ int room_state_before(struct req *r, const char *event_id, json_t **state, json_
     }
     *state = json_array();
     *auth_chain = json_array();
-    for (size_t i = 0; i < n_events; i++) {
-        json_t *j = json_loads(events[i].json, 0, NULL);
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = rows[i].json ? json_loads(rows[i].json, 0, NULL) : NULL;
         if (j) {
             json_array_append_new(*state, j);
         }

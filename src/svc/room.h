@@ -190,6 +190,10 @@ const struct room_version *room_version_of(struct req *r, const char *room_id);
 
 /* ---- federation ---- */
 
+/* A new event ID in the v1/v2 format ("$random:ourserver", arena), for
+ * room versions whose event IDs are not hashes. */
+char *room_v1_event_id(struct req *r);
+
 struct event;
 
 /*

@@ -177,9 +177,10 @@ def test_megolm_between_two_servers(federation, tmp_path):
             assert isinstance(ev, nio.RoomMessageText), ev
             assert ev.body == "and back again" and ev.decrypted
             # Both servers hold only ciphertext.
-            for user, e in ((alice, eid2), (bob, eid)):
+            for user, e, text in ((alice, eid2, "and back again"),
+                                  (bob, eid, "across servers, secretly")):
                 raw = raw_event(user, room_id, e)
-                assert raw["type"] == "m.room.encrypted" and "secret" not in str(raw), raw
+                assert raw["type"] == "m.room.encrypted" and text not in str(raw), raw
         finally:
             for c in (na, nb):
                 await c.close()

@@ -27,29 +27,12 @@ from test_accounts import PASSWORD
 from test_cross_signing import Identity, cs_upload, login_device
 from test_keys_e2ee import Device, upload_ok
 from test_rooms import V3, q
+from test_federation_rooms import bodies, joined, wait_for
 from test_sync import User
 
 olm = pytest.importorskip("olm")
 
 TIMEOUT = 20
-
-
-def wait_for(fn, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
-
-
-def joined(user, room_id):
-    resp = user.get(f"{V3}/rooms/{q(room_id)}/joined_members")
-    if resp.status != 200:
-        return set()
-    return set(resp.json["joined"])
 
 
 def shared_room(federation):
@@ -104,13 +87,6 @@ def set_typing(user, room_id, typing, timeout=30000):
         body["timeout"] = timeout
     resp = user.put(f"{V3}/rooms/{q(room_id)}/typing/{q(user.user_id)}", json=body)
     assert resp.status == 200, resp
-
-
-def bodies(user, room_id):
-    resp = user.get(f"{V3}/rooms/{q(room_id)}/messages?dir=b&limit=50")
-    assert resp.status == 200, resp
-    return [e["content"].get("body") for e in resp.json["chunk"]
-            if e["type"] == "m.room.message"]
 
 
 def test_typing_across_servers(federation):

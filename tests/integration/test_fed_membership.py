@@ -31,38 +31,15 @@ from canonicaljson import encode_canonical_json
 import test_rooms
 from fedpeer import FedPeer
 from test_rooms import V3, assert_error, q, unique
+from test_federation_rooms import bodies, joined, wait_for
 from test_sync import User
 
-TIMEOUT = 20
 INVITE = "/_matrix/federation/v2/invite"
-
-
-def wait_for(fn, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 def membership(user, room_id, target):
     resp = user.get(f"{V3}/rooms/{q(room_id)}/state/m.room.member/{q(target)}")
     return resp.json.get("membership") if resp.status == 200 else None
-
-
-def joined(user, room_id):
-    resp = user.get(f"{V3}/rooms/{q(room_id)}/joined_members")
-    return set(resp.json["joined"]) if resp.status == 200 else set()
-
-
-def bodies(user, room_id):
-    resp = user.get(f"{V3}/rooms/{q(room_id)}/messages?dir=b&limit=50")
-    assert resp.status == 200, resp
-    return [e["content"].get("body") for e in reversed(resp.json["chunk"])
-            if e["type"] == "m.room.message"]
 
 
 def rooms_section(user, section, room_id):

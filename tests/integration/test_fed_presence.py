@@ -15,26 +15,10 @@ from fedpeer import FedPeer
 from test_presence import User as PresenceUser
 from test_presence import presence_of
 from test_rooms import V3, assert_error, q, unique
+from test_federation_rooms import joined, wait_for
 from test_sync import User
 
-TIMEOUT = 20
 SEND = "/_matrix/federation/v1/send"
-
-
-def wait_for(fn, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
-
-
-def joined(user, room_id):
-    resp = user.get(f"{V3}/rooms/{q(room_id)}/joined_members")
-    return set(resp.json["joined"]) if resp.status == 200 else set()
 
 
 def presence_raw(reader, user_id):

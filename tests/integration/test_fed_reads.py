@@ -18,22 +18,11 @@ import pytest
 
 from fedpeer import FedPeer, compute_event_id, quote
 from test_rooms import V3, assert_error, q
+from test_federation_rooms import wait_for
 from test_sync import User
 
 FED = "/_matrix/federation/v1"
 VERSION = "12"  # the default room version
-TIMEOUT = 20
-
-
-def wait_for(fn, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 @pytest.fixture

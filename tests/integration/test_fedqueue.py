@@ -209,9 +209,7 @@ def test_batching_and_retry_with_same_content(server_factory, peer):
     alice = User(hs)
     x = f"@x:{peer.server_name}"
     send_to_device(alice, {x: {"D": {"i": 0}}})
-    deadline = time.monotonic() + 20
-    while not peer.requests and time.monotonic() < deadline:
-        time.sleep(0.02)
+    inbox.wait(lambda: peer.requests, what="the first (held) transaction")
     for i in range(1, 151):
         send_to_device(alice, {x: {"D": {"i": i}}})
     release.set()

@@ -143,7 +143,8 @@ static void no_wellknown(void **state)
     assert_int_equal(t.port, 9000);
     assert_string_equal(t.connect_host, "hs.example.net");
     assert_string_equal(t.host_header, "example.org");
-    assert_true(t.expires_ms <= 1000 + FED_WELLKNOWN_ERROR_MS);
+    assert_true(t.expires_ms == 1000 + FED_WELLKNOWN_ERROR_MS);
+    assert_int_equal(f.wk_calls, 1);
 
     f.srv_name = "_matrix._tcp.example.org";
     t = resolve(&f, "example.org", 0);

@@ -117,17 +117,10 @@ static bool decode_ed25519(const char *b64, unsigned char pk[KEYS_PUBLIC_BYTES])
     return true;
 }
 
-/* The server name of a user ID (after the first ':'), or NULL. */
-static const char *user_server(const char *user_id)
-{
-    const char *colon = strchr(user_id, ':');
-    return colon ? colon + 1 : NULL;
-}
-
 /* Whether `user_id` is one of ours (already known to be well formed). */
 static bool is_local(struct req *r, const char *user_id)
 {
-    const char *server = user_server(user_id);
+    const char *server = id_server_part(user_id);
     return server && strcmp(server, r->srv->cfg->server_name) == 0;
 }
 
@@ -1641,7 +1634,7 @@ static struct remote_job *remote_group(struct req *r, const json_t *wanted, cons
         if (is_local(r, user_id)) {
             continue;
         }
-        const char *server = user_server(user_id);
+        const char *server = id_server_part(user_id);
         json_t *users = json_object_get(by_server, server);
         if (!users) {
             users = json_object();
@@ -1865,6 +1858,26 @@ static int claim_finish(struct req *r)
 
 /* ---- POST /keys/query and /keys/claim ---- */
 
+/*
+ * The users of other servers in `wanted[field]`, asked with `uri`: none
+ * answers `body` now; without a federation client they all go into its
+ * failures; otherwise the request parks and finish(r) answers.
+ */
+static int remote_run(struct req *r, const json_t *wanted, const char *field, const char *uri,
+                      json_t *body, int timeout_ms, int (*finish)(struct req *r))
+{
+    struct remote_job *job = remote_group(r, wanted, field, uri);
+    if (!job) {
+        return req_json(r, 200, json_incref(body));
+    }
+    job->body = body;
+    if (!r->srv->fed) {
+        remote_unavailable(job, json_object_get(body, "failures"));
+        return req_json(r, 200, json_incref(body));
+    }
+    return remote_start(r, job, timeout_ms, finish);
+}
+
 int client_keys_query(struct req *r)
 {
     const json_t *req_keys = json_object_get(r->json, "device_keys");
@@ -1883,16 +1896,8 @@ int client_keys_query(struct req *r)
     if (rc < 0) {
         return rc;
     }
-    struct remote_job *job = remote_group(r, req_keys, "device_keys", FED_USER_KEYS_QUERY);
-    if (!job) {
-        return req_json(r, 200, json_incref(body));
-    }
-    job->body = body;
-    if (!r->srv->fed) {
-        remote_unavailable(job, json_object_get(body, "failures"));
-        return req_json(r, 200, json_incref(body));
-    }
-    return remote_start(r, job, timeout_ms, query_finish);
+    return remote_run(r, req_keys, "device_keys", FED_USER_KEYS_QUERY, body, timeout_ms,
+                      query_finish);
 }
 
 int client_keys_claim(struct req *r)
@@ -1912,16 +1917,8 @@ int client_keys_claim(struct req *r)
     if (rc < 0) {
         return rc;
     }
-    struct remote_job *job = remote_group(r, req_keys, "one_time_keys", FED_USER_KEYS_CLAIM);
-    if (!job) {
-        return req_json(r, 200, json_incref(body));
-    }
-    job->body = body;
-    if (!r->srv->fed) {
-        remote_unavailable(job, json_object_get(body, "failures"));
-        return req_json(r, 200, json_incref(body));
-    }
-    return remote_start(r, job, timeout_ms, claim_finish);
+    return remote_run(r, req_keys, "one_time_keys", FED_USER_KEYS_CLAIM, body, timeout_ms,
+                      claim_finish);
 }
 
 /* ---- for /sync ---- */

@@ -17,7 +17,6 @@
  * or knock named come after `via`. The helpers asking servers and signing
  * membership templates are shared with remote_membership.c (client.h).
  */
-#include <sodium.h>
 #include <string.h>
 
 #include "api/client/client.h"
@@ -102,13 +101,7 @@ json_t *client__sign_membership(struct req *r, const struct room_version *rv, co
     json_object_del(pdu, "unsigned");
     if (rv->event_format == EVENT_FORMAT_V1) {
         json_object_set_new(pdu, "origin", json_string(r->srv->cfg->server_name));
-        unsigned char rnd[12];
-        randombytes_buf(rnd, sizeof(rnd));
-        char b64[32];
-        keys_b64url_encode(rnd, sizeof(rnd), b64);
-        json_object_set_new(pdu, "event_id", json_string(arena_printf(
-                                                  &r->arena, "$%s:%s", b64,
-                                                  r->srv->cfg->server_name)));
+        json_object_set_new(pdu, "event_id", json_string(room_v1_event_id(r)));
     }
     if (pdu_sign(rv, pdu, &r->srv->key, r->srv->cfg->server_name) != 0 ||
         event_compute_id(rv, pdu, &r->arena, event_id) != 0) {

@@ -26,7 +26,6 @@
  * requests to other servers block the worker, each with a timeout, as
  * remote joins do (remote_join.c), except the parked /invite.
  */
-#include <sodium.h>
 #include <string.h>
 
 #include "api/client/client.h"
@@ -46,13 +45,6 @@
 
 #define INVITE_TIMEOUT_MS 30000
 #define MEMBER_TIMEOUT_MS 15000
-
-/* The server name of a user ID, or NULL. */
-static const char *server_of(const char *user_id)
-{
-    const char *c = user_id ? strchr(user_id, ':') : NULL;
-    return c ? c + 1 : NULL;
-}
 
 void client__add_server(struct req *r, const char **list, size_t *n, const char *s)
 {
@@ -89,7 +81,7 @@ size_t client__outofband_servers(struct req *r, const char *room_id, const char 
     json_arena(&r->arena, mine);
     const char **list = ARENA_ARRAY(&r->arena, const char *, CLIENT_MAX_SERVERS + 1);
     size_t n = 0;
-    client__add_server(r, list, &n, server_of(json_get_str(mine, "sender")));
+    client__add_server(r, list, &n, id_server_part(json_get_str(mine, "sender")));
     const json_t *uns = json_object_get(mine, "unsigned");
     static const char *const keys[] = {"invite_room_state", "knock_room_state"};
     for (size_t k = 0; k < 2; k++) {
@@ -97,7 +89,7 @@ size_t client__outofband_servers(struct req *r, const char *room_id, const char 
         const json_t *e;
         json_array_foreach(json_object_get(uns, keys[k]), i, e)
         {
-            client__add_server(r, list, &n, server_of(json_get_str(e, "sender")));
+            client__add_server(r, list, &n, id_server_part(json_get_str(e, "sender")));
         }
     }
     *out = list;
@@ -118,19 +110,10 @@ size_t client__servers_to_ask(struct req *r, const char *room_id, const char **l
     for (size_t i = 0; i < n_extra; i++) {
         client__add_server(r, list, &n, extra[i]);
     }
-    client__add_server(r, list, &n, server_of(room_id));
+    client__add_server(r, list, &n, id_server_part(room_id));
     return n;
 }
 
-/* A v1/v2 event ID made here. */
-static const char *v1_event_id(struct req *r)
-{
-    unsigned char rnd[12];
-    randombytes_buf(rnd, sizeof(rnd));
-    char b64[32];
-    keys_b64url_encode(rnd, sizeof(rnd), b64);
-    return arena_printf(&r->arena, "$%s:%s", b64, r->srv->cfg->server_name);
-}
 
 /* The `reason` of the client's body, put into a template's content. */
 static json_t *with_reason(struct req *r, const json_t *tmpl)
@@ -157,7 +140,7 @@ static int answer_empty(struct req *r) { return req_json(r, 200, json_object());
 static int invite_accept(struct req *r, const struct room_version *rv, json_t *ours,
                          const char *target, const struct fed_resp *resp)
 {
-    const char *tserver = server_of(target);
+    const char *tserver = id_server_part(target);
     json_t *answer = resp->status == 200 ? json_arena(&r->arena, fed_resp_json(resp)) : NULL;
     if (!answer) {
         json_t *err = resp->body ? json_arena(&r->arena, json_loads(resp->body, 0, NULL)) : NULL;
@@ -237,7 +220,7 @@ int client__invite_remote(struct req *r, const char *room_id, const char *target
     json_t *pdu = json_arena(&r->arena, tmpl);
     if (rv->event_format == EVENT_FORMAT_V1) {
         json_object_set_new(pdu, "origin", json_string(r->srv->cfg->server_name));
-        json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
+        json_object_set_new(pdu, "event_id", json_string(room_v1_event_id(r)));
     }
     const char *event_id = NULL;
     struct buf b = BUF_INIT;
@@ -269,11 +252,11 @@ int client__invite_remote(struct req *r, const char *room_id, const char *target
                                    str_percent_encode(&r->arena, event_id));
     if (park) {
         r->result = canonical;
-        return fedclient_park(r, server_of(target), "PUT", uri, body, INVITE_TIMEOUT_MS,
+        return fedclient_park(r, id_server_part(target), "PUT", uri, body, INVITE_TIMEOUT_MS,
                               invite_answer);
     }
     struct fed_resp resp;
-    fedclient_call(r->srv->fed, server_of(target), "PUT", uri, body, true, INVITE_TIMEOUT_MS,
+    fedclient_call(r->srv->fed, id_server_part(target), "PUT", uri, body, true, INVITE_TIMEOUT_MS,
                    &resp);
     rc = invite_accept(r, rv, pdu, target, &resp);
     fed_resp_release(&resp);
@@ -323,7 +306,7 @@ static json_t *local_leave(struct req *r, const struct room_version *rv, const c
                   "auth_events", ref));
     if (rv->event_format == EVENT_FORMAT_V1) {
         json_object_set_new(pdu, "origin", json_string(r->srv->cfg->server_name));
-        json_object_set_new(pdu, "event_id", json_string(v1_event_id(r)));
+        json_object_set_new(pdu, "event_id", json_string(room_v1_event_id(r)));
     }
     const char *reason = json_get_str(r->json, "reason");
     if (reason) {

@@ -888,7 +888,6 @@ static json_t *stripped_state(struct sync *s, const struct store_sync_membership
             drop_room_ids(events);
             return events_obj(events);
         }
-        json_decref(mine);
     }
     static const char *const types[] = {"m.room.create",          "m.room.join_rules",
                                         "m.room.name",            "m.room.avatar",
@@ -911,10 +910,9 @@ static json_t *stripped_state(struct sync *s, const struct store_sync_membership
         }
     }
     /* The membership event itself, in full, as deployed servers send it. */
-    json_t *pdu = NULL;
-    if (room_state_event(s->r, m->room_id, "m.room.member", s->user_id, &pdu) == 0 && pdu) {
-        json_array_append_new(events, client__state_event(s->r, pdu));
-        json_decref(pdu);
+    if (mine) {
+        json_array_append_new(events, client__state_event(s->r, mine));
+        json_decref(mine);
     }
     drop_room_ids(events);
     return events_obj(events);
@@ -1115,15 +1113,6 @@ static int compute(struct sync *s, json_t **body, bool *empty, char ***joined, s
         json_decref(out);
         return rc;
     }
-    if (rc == 0) {
-        /* End-to-end encryption: the device's one-time and fallback keys. */
-        json_t *otk = NULL, *fallback = NULL;
-        rc = client__keys_sync_counts(r, s->user_id, r->auth.device_id, &otk, &fallback);
-        if (rc == 0) {
-            json_object_set_new(out, "device_one_time_keys_count", otk);
-            json_object_set_new(out, "device_unused_fallback_key_types", fallback);
-        }
-    }
     if (rc < 0) {
         json_decref(out);
         return rc;
@@ -1246,6 +1235,17 @@ int client_sync(struct req *r)
         }
         if (!empty || s.since < 0 || s.full_state || !n || attempt >= SYNC_RETRIES ||
             req_now_ns() >= deadline) {
+            /* End-to-end encryption: the device's one-time and fallback
+             * keys, read only for an answer that is sent (not for the
+             * empty passes of a long poll). */
+            json_t *otk = NULL, *fallback = NULL;
+            rc = client__keys_sync_counts(r, s.user_id, r->auth.device_id, &otk, &fallback);
+            if (rc < 0) {
+                json_decref(body);
+                return req_fail(r, rc, NULL);
+            }
+            json_object_set_new(body, "device_one_time_keys_count", otk);
+            json_object_set_new(body, "device_unused_fallback_key_types", fallback);
             return req_json(r, 200, body);
         }
         json_decref(body);

@@ -36,13 +36,6 @@
 #include "svc/room.h"
 #include "svc/srv.h"
 
-/* The server name of a user ID, or NULL. */
-static const char *server_of(const char *user_id)
-{
-    const char *c = user_id ? strchr(user_id, ':') : NULL;
-    return c ? c + 1 : NULL;
-}
-
 /* Whether the requesting server supports room version `id`: the `ver`
  * query arguments; none means version 1 only (spec). */
 static bool supports(struct req *r, const char *id)
@@ -78,7 +71,7 @@ static int make_membership(struct req *r, const char *membership, bool with_ver)
 {
     const char *room_id = r->param[0].p, *user_id = r->param[1].p;
     if (!id_user_valid(user_id, strlen(user_id), false) ||
-        strcmp(server_of(user_id), r->auth.server) != 0) {
+        strcmp(id_server_part(user_id), r->auth.server) != 0) {
         return req_fail(r, -ERR_FORBIDDEN, "The user does not belong to the requesting server");
     }
     const struct room_version *rv = resident_version(r, room_id);
@@ -173,7 +166,7 @@ static int receive_membership(struct req *r, const char *membership)
     }
     if (strcmp(ev->type, "m.room.member") != 0 || !m || strcmp(m, membership) != 0 ||
         !ev->state_key || strcmp(ev->state_key, ev->sender) != 0 ||
-        strcmp(server_of(ev->sender), r->auth.server) != 0) {
+        strcmp(id_server_part(ev->sender), r->auth.server) != 0) {
         return req_fail(r, -ERR_INVALID_PARAM,
                         "Not a %s event of a user of the requesting server for itself",
                         membership);

@@ -136,6 +136,10 @@ struct vis {
     const struct room_version *rv;
     const char *origin;
     struct map *snaps; /* snapshot nid (8 bytes) -> struct snap_view */
+    /* The nids of (m.room.history_visibility, ""), looked up once: rc 1
+     * until then, then 0 or the lookup's error. */
+    int hv_rc;
+    int64_t hv_type_nid, hv_key_nid;
 };
 
 static void vis_init(struct vis *v, struct req *r, const struct room_version *rv)
@@ -144,6 +148,7 @@ static void vis_init(struct vis *v, struct req *r, const struct room_version *rv
     v->rv = rv;
     v->origin = r->auth.server;
     v->snaps = request_map(r);
+    v->hv_rc = 1;
 }
 
 static bool user_of_origin(const struct vis *v, const char *user_id)
@@ -182,11 +187,15 @@ static int snap_visibility(struct vis *v, int64_t nid, struct snap_view *s)
     }
     struct store_conn *db = v->r->db;
     struct arena *a = &v->r->arena;
-    int64_t type_nid = 0, key_nid = 0;
-    int rc = store_intern_get(db, STORE_INTERN_TYPE, "m.room.history_visibility", &type_nid);
-    if (rc == 0) {
-        rc = store_intern_get(db, STORE_INTERN_STATE_KEY, "", &key_nid);
+    if (v->hv_rc == 1) {
+        v->hv_rc = store_intern_get(db, STORE_INTERN_TYPE, "m.room.history_visibility",
+                                    &v->hv_type_nid);
+        if (v->hv_rc == 0) {
+            v->hv_rc = store_intern_get(db, STORE_INTERN_STATE_KEY, "", &v->hv_key_nid);
+        }
     }
+    int rc = v->hv_rc;
+    int64_t type_nid = v->hv_type_nid, key_nid = v->hv_key_nid;
     if (rc == -ERR_NOT_FOUND) {
         s->visibility = "shared"; /* no such event anywhere here */
         return 0;
